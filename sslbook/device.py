@@ -1,0 +1,84 @@
+"""Where to compute, how to seed, and which low-precision dtype to use.
+
+Every chapter calls :func:`pick_device` once in its setup cell; nothing else in a notebook
+asks which hardware it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import torch
+
+__all__ = ["pick_device", "seed_everything", "amp_dtype", "autocast", "describe_hardware"]
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """Return the best available device: CUDA, then Apple's MPS, then the CPU.
+
+    Args:
+        preferred: force a device ("cuda", "mps", "cpu"); ``$SSLBOOK_DEVICE`` does the same.
+    """
+    name = preferred or os.environ.get("SSLBOOK_DEVICE")
+    if name:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy (if present) and torch on every device; return a seeded CPU generator."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy ships with torch in practice
+        pass
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for ``device``: bf16 where the GPU supports it, else fp16; None on CPU.
+
+    On the CPU autocast is off: bf16 matmuls there are slower than fp32 on most machines.
+    fp16 needs a gradient scaler (``torch.amp.GradScaler``); bf16 does not.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return None
+
+
+def autocast(device: torch.device | str, enabled: bool = True):
+    """A ``torch.autocast`` context for ``device`` with :func:`amp_dtype`, or a no-op."""
+    device = torch.device(device)
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled and dtype is not None)
+
+
+def describe_hardware(device: torch.device | str | None = None) -> dict:
+    """A small JSON-able description of the machine, for result provenance."""
+    import platform
+
+    device = torch.device(device) if device is not None else pick_device()
+    info = {
+        "device": device.type,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info

@@ -1,0 +1,210 @@
+"""How good is a representation? Frozen-feature evaluation and collapse indicators.
+
+- :func:`knn_accuracy`: weighted k-nearest-neighbour classification (Wu et al., 2018,
+  arXiv:1805.01978, the kNN monitor used by InstDisc, MoCo and lightly's benchmarks): each of the
+  k most cosine-similar training features votes for its label with weight exp(sim / T).
+- :func:`linear_probe`: a linear classifier trained on frozen, standardised features.
+- :func:`alignment` and :func:`uniformity`: Wang & Isola, 2020, arXiv:2005.10242.
+- :func:`embedding_std` (SimSiam, Chen & He, 2021, arXiv:2011.10566, §4.1) and
+  :func:`effective_rank` (RankMe, Garrido et al., 2023, arXiv:2210.02885): collapse indicators.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .augment import to_float
+
+__all__ = [
+    "extract_features",
+    "knn_predict",
+    "knn_accuracy",
+    "linear_probe",
+    "evaluate_features",
+    "alignment",
+    "uniformity",
+    "embedding_std",
+    "effective_rank",
+]
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = 512, device=None
+) -> torch.Tensor:
+    """Frozen features of ``images`` in eval mode (batch norm uses its running statistics).
+
+    Shape:
+        images: (N, 3, H, W) uint8 or float in [0, 1]
+        return: (N, D) float32, on ``images``' device
+    """
+    device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    feats = [
+        encoder(to_float(images[i : i + batch_size].to(device))).float().to(images.device)
+        for i in range(0, len(images), batch_size)
+    ]
+    encoder.train(was_training)
+    return torch.cat(feats)
+
+
+def _check_features(train_x, train_y, test_x, test_y):
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(
+            f"expected features (N, D) and (M, D), got {tuple(train_x.shape)} and "
+            f"{tuple(test_x.shape)}"
+        )
+    if train_y.shape != (len(train_x),) or test_y.shape != (len(test_x),):
+        raise ValueError(
+            f"expected labels ({len(train_x)},) and ({len(test_x)},), got "
+            f"{tuple(train_y.shape)} and {tuple(test_y.shape)}"
+        )
+
+
+@torch.no_grad()
+def knn_predict(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """Class scores of a weighted kNN vote.
+
+    Shape:
+        train_x: (N, D), train_y: (N,), test_x: (M, D); return: (M, C) vote totals
+    """
+    num_classes = num_classes or int(train_y.max()) + 1
+    k = min(k, len(train_x))
+    train_x = F.normalize(train_x.float(), dim=1)
+    scores = []
+    for i in range(0, len(test_x), chunk_size):
+        q = F.normalize(test_x[i : i + chunk_size].float(), dim=1)
+        sim, idx = (q @ train_x.T).topk(k, dim=1)  # (m, k) cosine similarities
+        weight = (sim / temperature).exp()  # (m, k)
+        votes = torch.zeros(len(q), num_classes, device=q.device)
+        votes.scatter_add_(1, train_y[idx], weight)  # sum weights per class
+        scores.append(votes)
+    return torch.cat(scores)
+
+
+def knn_accuracy(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+) -> float:
+    """Top-1 accuracy of the weighted kNN classifier (k=200, T=0.1 as in InstDisc)."""
+    _check_features(train_x, train_y, test_x, test_y)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    scores = knn_predict(train_x, train_y, test_x, k, temperature, num_classes)
+    return (scores.argmax(1) == test_y).float().mean().item()
+
+
+def linear_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> float:
+    """Top-1 test accuracy of a linear classifier trained on frozen features.
+
+    Features are standardised with the training mean and std, then a single ``nn.Linear`` is
+    trained with AdamW, cross-entropy and a cosine learning-rate schedule. Only the linear layer
+    learns: the probe measures what the features make linearly separable.
+    """
+    _check_features(train_x, train_y, test_x, test_y)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    xs, xt = (train_x - mean) / std, (test_x - mean) / std
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    probe = nn.Linear(xs.shape[1], num_classes).to(xs.device)
+    with torch.no_grad():  # seeded init, independent of the global RNG
+        probe.weight.copy_(torch.randn(probe.weight.shape, generator=g) * 0.01)
+        probe.bias.zero_()
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, len(xs) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+    for _ in range(epochs):
+        order = torch.randperm(len(xs), generator=g).to(xs.device)
+        for i in range(steps_per_epoch):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            loss = F.cross_entropy(probe(xs[idx]), train_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return (probe(xt).argmax(1) == test_y).float().mean().item()
+
+
+def evaluate_features(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+    probe_epochs: int = 100,
+) -> dict[str, float]:
+    """The book's standard protocol: weighted kNN and linear-probe accuracy on frozen features."""
+    return {
+        "knn": knn_accuracy(train_x, train_y, test_x, test_y, k, temperature),
+        "linear": linear_probe(train_x, train_y, test_x, test_y, epochs=probe_epochs),
+    }
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Mean distance between the normalised embeddings of positive pairs (lower: more aligned).
+
+    Shape:
+        z1, z2: (N, D), row i of each is one view of the same image; return: scalar
+    """
+    if z1.shape != z2.shape:
+        raise ValueError(f"expected two views of equal shape, got {tuple(z1.shape)}, {tuple(z2.shape)}")
+    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    return (z1 - z2).norm(dim=1).pow(alpha).mean()
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """log E exp(-t ||z_i - z_j||^2) over distinct pairs (lower: more uniform on the sphere).
+
+    Shape:
+        z: (N, D); return: scalar
+    """
+    z = F.normalize(z, dim=1)
+    return torch.pdist(z, p=2).pow(2).mul(-t).exp().mean().log()
+
+
+def embedding_std(z: torch.Tensor) -> torch.Tensor:
+    """Mean over dimensions of the std of L2-normalised embeddings.
+
+    About 1/sqrt(D) for embeddings spread over the sphere, 0 when every input maps to one point.
+
+    Shape:
+        z: (N, D); return: scalar
+    """
+    return F.normalize(z.float(), dim=1).std(dim=0).mean()
+
+
+def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """exp(entropy) of the normalised singular values of centred embeddings (1 to D).
+
+    Shape:
+        z: (N, D); return: scalar
+    """
+    s = torch.linalg.svdvals(z.float() - z.float().mean(0))
+    p = s / s.sum().clamp_min(eps) + eps
+    return (-(p * p.log()).sum()).exp()

@@ -1,0 +1,12 @@
+"""Experiments that write ``results/<name>-<profile>.json`` through ``python -m sslbook.run``.
+
+Each module exposes ``run(cfg, device, checkpoint_dir) -> dict``: the measured numbers of one
+chapter's experiment at the scale of profile ``cfg``. The chapters call the same building blocks
+at smoke scale and plot the result files for the larger scales.
+"""
+
+from . import baselines
+
+EXPERIMENTS = {"baselines": baselines.run}
+
+__all__ = ["EXPERIMENTS"]

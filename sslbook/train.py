@@ -1,0 +1,590 @@
+"""One training loop for every method in the book: ``fit(model, loss_fn, data, config)``.
+
+A method supplies only ``loss_fn(model, batch)``; the loop does the rest the same way for all:
+shuffling, mixed precision, linear warmup + cosine learning rate, weight decay on weights only,
+logging without a host sync per step, a guard against NaN/inf, and atomic checkpoints that resume
+bitwise-exactly at epoch boundaries::
+
+    history = fit(model, loss_fn, (images, labels), TrainConfig(epochs=10), eval_fn=knn_monitor)
+    plt.plot(*history.series("loss"))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .device import amp_dtype, autocast, pick_device
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "fit",
+    "learning_rate_at",
+    "parameter_groups",
+    "make_optimizer",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "NonFiniteLossError",
+]
+
+CHECKPOINT_NAME = "last.pt"
+_CHECKPOINT_KEYS = {"epoch", "step", "model", "optimizer", "scaler", "history", "config", "rng"}
+# Config fields that may change between a run and its resumption without changing the result.
+_RESUMABLE_CHANGES = {"epochs", "progress", "checkpoint_dir", "checkpoint_every", "log_every"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one :func:`fit` run (stored in every checkpoint, compared on resume)."""
+
+    epochs: int = 10  # passes over the training tensors
+    batch_size: int = 256  # samples per optimizer step
+    lr: float = 1e-3  # peak learning rate (after warmup)
+    weight_decay: float = 0.0  # applied to weights only, never to biases or norm parameters
+    optimizer: str = "adamw"  # "adamw" | "sgd" (momentum, nesterov off)
+    momentum: float = 0.9  # SGD momentum (unused by AdamW)
+    warmup_epochs: float = 0.0  # linear warmup from ~0 to lr, then the schedule
+    schedule: str = "cosine"  # "cosine" (to 0 at the end) | "constant"
+    grad_clip: float | None = None  # max global gradient norm (None: no clipping)
+    amp: bool | None = None  # None: on where device.amp_dtype() is not None (CUDA/MPS)
+    seed: int = 0  # seeds the global RNG at the start of every epoch, see _epoch_seed
+    checkpoint_dir: str | Path | None = None  # where last.pt goes (None: no checkpoints)
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+    log_every: int = 20  # steps between history records (and the only host syncs)
+    progress: bool = True  # tqdm.auto progress bar
+    drop_last: bool = True  # drop the incomplete last batch of every epoch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be used: truncated, unsafe, or from another model or run."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss (or the gradient norm, or a parameter) became NaN or inf during training."""
+
+
+@dataclass
+class History:
+    """What happened during training, as plain numbers (fits in JSON and a weights-only checkpoint).
+
+    Attributes:
+        steps: one record every ``log_every`` steps and at the end of each epoch, with ``step``,
+            ``epoch`` (counted from 1), ``loss`` (mean since the previous record), ``lr``,
+            ``images_per_s`` and the mean of every extra value ``loss_fn`` returned.
+        epochs: one record per epoch with ``epoch``, ``step``, ``loss`` (epoch mean), the extras'
+            epoch means, ``time_s`` (wall time, evaluation included) and ``eval_fn``'s metrics.
+    """
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+
+    def series(self, key: str, level: str = "steps") -> tuple[list, list]:
+        """``(x, y)`` for plotting ``key``: x is the step (``level="steps"``) or the epoch."""
+        if level not in ("steps", "epochs"):
+            raise ValueError(f"level must be 'steps' or 'epochs', got {level!r}")
+        x_key = "step" if level == "steps" else "epoch"
+        records = [r for r in getattr(self, level) if key in r]
+        return [r[x_key] for r in records], [r[key] for r in records]
+
+    def last(self, key: str):
+        """The latest value of ``key``: from the epoch records if any has it, else the steps'."""
+        for records in (self.epochs, self.steps):
+            for record in reversed(records):
+                if key in record:
+                    return record[key]
+        raise KeyError(f"no record in this history has {key!r}")
+
+    def to_dict(self) -> dict:
+        return {"steps": [dict(r) for r in self.steps], "epochs": [dict(r) for r in self.epochs]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(steps=[dict(r) for r in d["steps"]], epochs=[dict(r) for r in d["epochs"]])
+
+
+def learning_rate_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -> float:
+    """The learning rate of optimizer step ``step`` (from 0): linear warmup, then the schedule.
+
+    Warmup: ``lr * (step + 1) / warmup_steps``. Cosine (SGDR, Loshchilov & Hutter 2017, without
+    restarts): ``lr * (1 + cos(pi * t)) / 2`` with ``t = (step - warmup) / (total - warmup)``,
+    which reaches 0 at ``step == total_steps``.
+    """
+    # 1) linear warmup; step + 1 so that the first step already learns
+    if step < warmup_steps:
+        return config.lr * (step + 1) / warmup_steps
+    # 2) constant after warmup
+    if config.schedule == "constant":
+        return config.lr
+    # 3) cosine decay from lr to 0 over the remaining steps
+    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimizer groups: weights (ndim >= 2) decay; biases and norms (ndim <= 1) do not.
+
+    Decaying a norm layer's scale or a bias only fights the normalisation (as in nanoGPT and
+    the BYOL/LARS recipes), so they are excluded.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer`` over :func:`parameter_groups`."""
+    groups = parameter_groups(model, config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=False)
+    raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: readers see the old file or the new one, never half.
+
+    The state is written to a temporary file in the same directory, flushed to disk, then renamed
+    over ``path`` (``os.replace`` is atomic on POSIX and Windows). If anything fails, ``path`` is
+    left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``: tensors and plain containers, no code.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        CheckpointError: the file is truncated or corrupt, holds arbitrary Python objects, or is
+            not a dict. The file is never modified.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            what = (
+                "it contains Python objects other than tensors and plain containers, which "
+                "torch.load(weights_only=True) refuses to unpickle (unpickling can run code)"
+            )
+        else:
+            first_line = (str(e).splitlines() or [""])[0]
+            what = f"it is truncated or corrupt ({type(e).__name__}: {first_line})"
+        raise CheckpointError(f"cannot load checkpoint {path}: {what}. {_remedy(path)}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a dict. {_remedy(path)}"
+        )
+    return state
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor | dict],
+    data: torch.Tensor | tuple[torch.Tensor, ...],
+    config: TrainConfig | None = None,
+    *,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int = 1,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+) -> History:
+    """Train ``model`` in place on ``data`` by minimising ``loss_fn``; return the :class:`History`.
+
+    Args:
+        model: trained in place and left on ``device``.
+        loss_fn: ``loss_fn(model, batch)`` with ``batch`` a tuple of slices of ``data`` (one per
+            tensor, even for a single tensor); returns a scalar loss, or a dict with a ``"loss"``
+            key plus extra scalars to log (e.g. ``{"loss": l, "std": s}``).
+        data: a tensor or a tuple of tensors with the same first dimension, e.g.
+            ``(images_uint8, labels)``; moved to ``device`` once.
+        config: see :class:`TrainConfig`.
+        eval_fn: ``eval_fn(model) -> {"metric": value}``, called in eval mode every ``eval_every``
+            epochs and after the last one; the metrics go into ``history.epochs``.
+        eval_every: epochs between evaluations.
+        device: where to train; default :func:`sslbook.device.pick_device`.
+        resume: continue from ``config.checkpoint_dir/last.pt`` if it exists. If that run
+            already finished, load its model and return its history without training.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf; nothing from the bad state is saved.
+        CheckpointError: ``last.pt`` exists but cannot be resumed from; it is left untouched.
+
+    The global torch RNG is re-seeded from ``(config.seed, epoch)`` at the start of every epoch, so
+    shuffling, augmentation and dropout that draw from it replay exactly after a resume.
+    """
+    config = config or TrainConfig()
+    _check_config(config, eval_every)
+
+    # 1) model and data on the device, once
+    device = torch.device(device) if device is not None else pick_device()
+    model.to(device).train()
+    tensors = _as_tensors(data, device)
+    n = len(tensors[0])
+    if config.drop_last and config.batch_size > n:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the dataset ({n} samples) and "
+            "drop_last=True would leave no batch; lower batch_size or set drop_last=False"
+        )
+    steps_per_epoch = (
+        n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
+    )
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+
+    # 2) optimizer and precision; the scaler is a no-op unless autocast runs in fp16
+    optimizer = make_optimizer(model, config)
+    use_amp = amp_dtype(device) is not None if config.amp is None else config.amp
+    use_scaler = use_amp and amp_dtype(device) == torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps
+    guard_grad_norm = config.grad_clip is not None and not use_scaler
+
+    # 3) resume from the last checkpoint, if any
+    history, epoch_done, step = History(), 0, 0
+    path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
+    last_good: tuple[Path, int] | None = None
+    if resume and path is not None and path.exists():
+        state = load_checkpoint(path)
+        epoch_done, step, history = _restore(
+            path, state, model, optimizer, scaler, config, device, steps_per_epoch
+        )
+        last_good = (path, epoch_done)
+        if epoch_done >= config.epochs:
+            return history
+
+    # 4) the loop
+    window = _Window()
+    bar = tqdm(
+        total=total_steps, initial=step, disable=not config.progress, mininterval=0.5, unit="step"
+    )
+    with bar:
+        for epoch in range(epoch_done + 1, config.epochs + 1):
+            bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)
+            torch.manual_seed(_epoch_seed(config.seed, epoch))
+            epoch_start = time.perf_counter()
+            window.start_epoch()
+            order = torch.randperm(n).to(device)
+            for i in range(steps_per_epoch):
+                index = order[i * config.batch_size : (i + 1) * config.batch_size]
+                batch = tuple(t[index] for t in tensors)
+                lr = learning_rate_at(step, total_steps, warmup_steps, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+                # one step: forward in autocast, backward (scaled for fp16), clip, update
+                optimizer.zero_grad(set_to_none=True)
+                with autocast(device, enabled=use_amp):
+                    loss, extras = _split_loss(loss_fn(model, batch))
+                scaler.scale(loss).backward()
+                grad_norm = None
+                if config.grad_clip is not None:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                bar.update()
+                window.add(loss, extras, grad_norm if guard_grad_norm else None, len(batch[0]))
+
+                # host sync only every log_every steps and at the end of the epoch
+                if step % config.log_every == 0 or i == steps_per_epoch - 1:
+                    record = window.pull(step, epoch, last_good)
+                    history.steps.append({"step": step, "epoch": epoch, **record, "lr": lr})
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}", refresh=False)
+
+            # 5) end of epoch: means, evaluation, checkpoint
+            summary = {"epoch": epoch, "step": step, **window.epoch_means()}
+            if eval_fn is not None and (epoch % eval_every == 0 or epoch == config.epochs):
+                summary.update(_evaluate(eval_fn, model, reserved=summary.keys()))
+            summary["time_s"] = time.perf_counter() - epoch_start
+            history.epochs.append(summary)
+            if path is not None and (
+                epoch % config.checkpoint_every == 0 or epoch == config.epochs
+            ):
+                _check_parameters_finite(model, step, epoch, last_good)
+                state = {
+                    "epoch": epoch,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "history": history.to_dict(),
+                    "config": _config_dict(config),
+                    "rng": _rng_state(device),
+                }
+                save_checkpoint(path, state)
+                last_good = (path, epoch)
+    return history
+
+
+class _Window:
+    """The per-step values between two host syncs, kept on the device until :meth:`pull`."""
+
+    def start_epoch(self) -> None:
+        self.epoch_sums: dict[str, list[float]] = {}  # key -> [sum, count] over the epoch
+        self._clear()
+
+    def _clear(self) -> None:
+        self.values: dict[str, list] = {"loss": []}
+        self.grad_norms: list[torch.Tensor] = []
+        self.samples = 0
+        self.start = time.perf_counter()
+
+    def epoch_means(self) -> dict[str, float]:
+        return {key: total / count for key, (total, count) in self.epoch_sums.items()}
+
+    def add(self, loss, extras: dict, grad_norm: torch.Tensor | None, samples: int) -> None:
+        self.values["loss"].append(loss.detach().float())
+        for key, value in extras.items():
+            value = value.detach().float() if torch.is_tensor(value) else float(value)
+            self.values.setdefault(key, []).append(value)
+        if grad_norm is not None:
+            self.grad_norms.append(grad_norm.detach().float())
+        self.samples += samples
+
+    def pull(self, step: int, epoch: int, last_good: tuple[Path, int] | None) -> dict:
+        """Copy the window to the host in one transfer, check it is finite, return its means."""
+        device = self.values["loss"][0].device
+        columns = {
+            key: torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in vs])
+            for key, vs in self.values.items()
+        }
+        if self.grad_norms:
+            columns["grad_norm"] = torch.stack(self.grad_norms)
+        flat = torch.cat(list(columns.values())).cpu().tolist()  # the one host sync
+        host, offset = {}, 0
+        for key, column in columns.items():
+            host[key], offset = flat[offset : offset + len(column)], offset + len(column)
+
+        # NaN/inf guard: name the first bad step of this window
+        first_step = step - len(host["loss"]) + 1
+        for what in ("loss", "grad_norm"):
+            for j, value in enumerate(host.get(what, [])):
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"non-finite {what} ({value}) at step {first_step + j} (epoch {epoch}). "
+                        + _last_good_message(last_good)
+                    )
+        host.pop("grad_norm", None)
+        for key, vs in host.items():
+            total = self.epoch_sums.setdefault(key, [0.0, 0])
+            total[0], total[1] = total[0] + math.fsum(vs), total[1] + len(vs)
+        record = {key: math.fsum(vs) / len(vs) for key, vs in host.items()}
+        record["images_per_s"] = self.samples / max(time.perf_counter() - self.start, 1e-9)
+        self._clear()
+        return record
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The global-RNG seed of an epoch: distinct for every (seed, epoch) with epoch < 1_000_003."""
+    return seed * 1_000_003 + epoch
+
+
+def _split_loss(out) -> tuple[torch.Tensor, dict]:
+    """``loss_fn``'s output as ``(scalar loss, extras)``, checked without a host sync."""
+    if isinstance(out, dict):
+        if "loss" not in out:
+            raise ValueError(f"loss_fn returned a dict without a 'loss' key: {sorted(out)}")
+        extras = {k: v for k, v in out.items() if k != "loss"}
+        reserved = {"step", "epoch", "lr", "images_per_s", "time_s", "grad_norm"} & extras.keys()
+        if reserved:
+            raise ValueError(f"loss_fn's extra keys {sorted(reserved)} clash with History's keys")
+        out = out["loss"]
+    else:
+        extras = {}
+    if not torch.is_tensor(out) or out.ndim != 0:
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor (shape ()), got {shape}")
+    return out, extras
+
+
+def _evaluate(eval_fn, model: nn.Module, reserved) -> dict[str, float]:
+    model.eval()
+    try:
+        metrics = eval_fn(model) or {}
+    finally:
+        model.train()
+    clash = set(metrics) & (set(reserved) | {"time_s"})
+    if clash:
+        raise ValueError(f"eval_fn's metric names {sorted(clash)} clash with History's keys")
+    return {key: float(value) for key, value in metrics.items()}
+
+
+def _as_tensors(data, device: torch.device) -> tuple[torch.Tensor, ...]:
+    tensors = (data,) if torch.is_tensor(data) else tuple(data)
+    if not tensors or not all(torch.is_tensor(t) for t in tensors):
+        raise ValueError("data must be a tensor or a non-empty tuple of tensors")
+    lengths = [len(t) for t in tensors]
+    if len(set(lengths)) != 1:
+        raise ValueError(f"data tensors must share their first dimension, got lengths {lengths}")
+    if lengths[0] == 0:
+        raise ValueError("data is empty")
+    return tuple(t.to(device) for t in tensors)
+
+
+def _check_config(config: TrainConfig, eval_every: int) -> None:
+    positive = {
+        "batch_size": config.batch_size,
+        "checkpoint_every": config.checkpoint_every,
+        "log_every": config.log_every,
+        "eval_every": eval_every,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if config.epochs < 0 or config.warmup_epochs < 0:
+        raise ValueError(f"epochs and warmup_epochs must be >= 0, got {config}")
+    if config.schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {config.schedule!r}")
+    if config.optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    d = asdict(config)
+    if d["checkpoint_dir"] is not None:
+        d["checkpoint_dir"] = str(d["checkpoint_dir"])
+    return d
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore(
+    path, state, model, optimizer, scaler, config, device, steps_per_epoch
+) -> tuple[int, int, History]:
+    """Load a checkpoint's model, optimizer, scaler and RNG state; return (epoch, step, history)."""
+    missing = _CHECKPOINT_KEYS - state.keys()
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a checkpoint written by sslbook.train.fit: it lacks {sorted(missing)}. "
+            + _remedy(path)
+        )
+
+    # 1) the model must be the same architecture: same keys, same shapes
+    saved, current = state["model"], model.state_dict()
+    problems = [f"missing {k}" for k in current.keys() - saved.keys()]
+    problems += [f"unexpected {k}" for k in saved.keys() - current.keys()]
+    problems += [
+        f"{k}: saved {tuple(saved[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in current.items()
+        if k in saved and torch.is_tensor(v) and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {path} was written for a different model "
+            f"({'; '.join(sorted(problems)[:5])}{'; ...' if len(problems) > 5 else ''}). "
+            "Use another checkpoint_dir for this model, "
+            "or delete the file to start over."
+        )
+
+    # 2) the optimizer state only fits the optimizer that wrote it
+    saved_config = state["config"]
+    if saved_config.get("optimizer") != config.optimizer:
+        raise CheckpointError(
+            f"checkpoint {path} holds {saved_config.get('optimizer')!r} optimizer state but "
+            f"config.optimizer is {config.optimizer!r}. {_remedy(path)}"
+        )
+    # 3) the same data and batch size, or the step count (and so the schedule) would be off
+    if state["step"] != state["epoch"] * steps_per_epoch:
+        raise CheckpointError(
+            f"checkpoint {path} was written after {state['step']} steps in {state['epoch']} "
+            f"epochs, but this data and batch_size give {steps_per_epoch} steps per epoch: the "
+            f"data or batch_size changed. {_remedy(path)}"
+        )
+    changed = {
+        k: (saved_config.get(k), v)
+        for k, v in _config_dict(config).items()
+        if k not in _RESUMABLE_CHANGES and saved_config.get(k) != v
+    }
+    if config.schedule == "cosine" and saved_config.get("epochs") != config.epochs:
+        changed["epochs"] = (saved_config.get("epochs"), config.epochs)  # stretches the cosine
+    if changed:
+        warnings.warn(
+            f"resuming {path} with a changed config {changed} (saved, now): the result will "
+            "differ from an uninterrupted run with either config",
+            stacklevel=3,
+        )
+
+    # 4) load everything; the RNG states are re-seeded per epoch anyway, restored for completeness
+    model.load_state_dict(saved)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(
+            f"optimizer state in {path} does not fit: {e}. {_remedy(path)}"
+        ) from e
+    if scaler.is_enabled() and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["epoch"], state["step"], History.from_dict(state["history"])
+
+
+def _check_parameters_finite(model, step: int, epoch: int, last_good) -> None:
+    """Refuse to checkpoint a model whose weights went NaN/inf (e.g. with a finite loss)."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite parameters {bad[:5]} after step {step} (epoch {epoch}); not saved. "
+            + _last_good_message(last_good)
+        )
+
+
+def _last_good_message(last_good: tuple[Path, int] | None) -> str:
+    if last_good is None:
+        return (
+            "There is no good checkpoint from this run to go back to. "
+            "Try a lower lr, a longer warmup or grad_clip."
+        )
+    path, epoch = last_good
+    return (
+        f"The last good checkpoint is {path} (epoch {epoch}); nothing later was saved. "
+        "Fix the cause (a lower lr, a longer warmup, grad_clip) and call fit again to resume."
+    )
+
+
+def _remedy(path: Path) -> str:
+    return (
+        f"It has been left untouched: delete {path} to start training over, "
+        "or restore a good copy of it, then call fit again."
+    )
