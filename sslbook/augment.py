@@ -82,7 +82,11 @@ def _check_range(values, name: str, low: float = 0.0) -> tuple[float, float]:
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
-    """U[0, 1) draws on ``device``; drawn on the generator's device when one is given."""
+    """U[0, 1) draws on ``device``, from ``generator`` when given.
+
+    Drawn on the generator's device and moved: a CPU generator gives the same views on every
+    device (at the cost of a host-to-device copy).
+    """
     if generator is None:
         return torch.rand(shape, device=device)
     return torch.rand(shape, generator=generator, device=generator.device).to(device)
@@ -137,6 +141,13 @@ def sample_crop_params(
     image is kept, at a uniformly random position. Boxes with no fitting attempt fall back to the
     central crop with the image's aspect ratio clamped to ``ratio``.
 
+    Args:
+        n: number of boxes. height, width: the image's size in pixels.
+        scale: range of the box area as a fraction of the image area.
+        ratio: range of the box aspect ratio, width / height.
+        generator: source of randomness (default: torch's global one).
+        device: where the boxes are made (default: the generator's device, else the CPU).
+
     Returns:
         (top, left, crop_h, crop_w), int64 tensors of shape (n,), in pixels.
     """
@@ -179,7 +190,13 @@ def sample_crop_params(
 
 
 def _crop_flip(
-    x: Tensor, size: tuple[int, int], top, left, crop_h, crop_w, flip: Tensor | None = None
+    x: Tensor,
+    size: tuple[int, int],
+    top: Tensor,
+    left: Tensor,
+    crop_h: Tensor,
+    crop_w: Tensor,
+    flip: Tensor | None = None,
 ) -> Tensor:
     """Resample a box of every image to ``size``, bilinearly, with one affine grid per sample.
 
@@ -200,7 +217,7 @@ def _crop_flip(
     scale_x, scale_y = crop_w / width, crop_h / height  # (N, 1, 1)
     centre_x, centre_y = (2 * left + crop_w) / width - 1, (2 * top + crop_h) / height - 1
     if flip is not None:
-        scale_x = scale_x * (1 - 0 * flip.to(x.dtype)[:, None, None])
+        scale_x = scale_x * (1 - 2 * flip.to(x.dtype)[:, None, None])
     # output pixel centres in normalised coordinates, as affine_grid's base grid
     out_y, out_x = ((torch.arange(s, device=x.device, dtype=x.dtype) * 2 + 1) / s - 1 for s in size)
     grid_x = scale_x * out_x + centre_x  # (N, 1, w)
@@ -228,7 +245,12 @@ def random_resized_crop(
     """``RandomResizedCrop(size, scale, ratio)`` per sample: boxes of :func:`sample_crop_params`.
 
     Bilinear without antialiasing: the same as torchvision's for upsampling, which every crop of a
-    32x32 CIFAR image to 32x32 is.
+    32x32 CIFAR image to 32x32 is. Near a box's edges we read the image's pixels beyond the box,
+    where torchvision, which resizes the cut-out box, repeats the box's edge pixels.
+
+    Args:
+        images: uint8 or float in [0, 1]. size: output side, or (height, width).
+        scale, ratio: as :func:`sample_crop_params`. generator: source of randomness.
 
     Shape:
         images: (B, 3, H, W). Returns (B, 3, size, size), float32 in [0, 1].
@@ -243,11 +265,17 @@ def horizontal_flip(
 ) -> Tensor:
     """``RandomHorizontalFlip(p)`` per sample: mirror each image left-right with probability p.
 
+    Args:
+        images: uint8 or float in [0, 1]. p: probability per sample. generator: randomness.
+        inplace: overwrite float32 ``images`` rather than a copy (for tensors the caller owns).
+
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
     """
     _check_p(p)
     x = _as_float(images, inplace)
+    if p == 0:
+        return x
     flip = _uniform((len(x),), generator, x.device) < p
     return _apply_to(flip, lambda t: t.flip(-1), x)
 
@@ -265,29 +293,29 @@ def _grayscale(x: Tensor) -> Tensor:
 def _adjust_hue(x: Tensor, hue_factor: Tensor) -> Tensor:
     """Rotate the hue by ``hue_factor`` turns in HSV space, as torchvision's ``adjust_hue``.
 
-    A hue rotation keeps every pixel's value V = max(r, g, b) and chroma C = V - min(r, g, b).
-    1) the hue in sixths of a turn, as torchvision's ``_rgb2hsv``; 2) back to RGB in closed form:
-    channel = V - C + C clamp(2 - d, 0, 1), d the distance on the hue circle (period 6) from the
-    new hue to the channel's own hue (R 0, G 2, B 4).
+    A hue rotation keeps every pixel's max(r, g, b) and min(r, g, b), so only the hue is needed:
+    1) the hue in sixths of a turn, as torchvision's ``_rgb2hsv``, rotated;
+    2) back to RGB in closed form: channel = min + (max - min) clamp(||w| - 3| - 1, 0, 1), with
+       w the new hue minus the channel's own hue (R 0, G 2, B 4): 1 within one sixth of the
+       channel's hue, 0 beyond two sixths, linear in between.
 
     Shape:
         x: (N, 3, H, W) in [0, 1]. hue_factor: (N,) in [-0.5, 0.5]. Returns (N, 3, H, W).
     """
     r, g, b = x.unbind(1)  # (N, H, W) each
-    value = x.amax(dim=1)
-    chroma = value - x.amin(dim=1)
+    high, low = x.amax(dim=1), x.amin(dim=1)
+    chroma = high - low
     # 1) (g - b) / C if red is the max, else 2 + (b - r) / C if green is, else 4 + (r - g) / C;
-    #    sign(value - channel): 0 where the channel is the max, else 1 (bool masks are slow on CPU)
-    not_r, not_g = torch.sign(value - r), torch.sign(value - g)
+    #    sign(high - channel): 0 where the channel is the max, else 1 (bool masks are slow on CPU)
+    not_r, not_g = torch.sign(high - r), torch.sign(high - g)
     hue = torch.lerp(g - b, torch.lerp(b - r, r - g, not_g), not_r)
     hue.div_(chroma.clamp_min(1e-12))  # grey pixels (C = 0) have numerator 0: any hue will do
     hue.add_(not_r * (2 + 2 * not_g)).add_(6 * hue_factor[:, None, None])
-    # 2) distance to each channel's hue on the circle, (N, 3, H, W)
-    own_hue = torch.tensor([0.0, 2.0, 4.0], dtype=x.dtype, device=x.device)[:, None, None]
-    d = hue[:, None] - own_hue
-    d.sub_(d.div(6).round_().mul_(6)).abs_()
-    ramp = d.neg_().add_(2).clamp_(0, 1)
-    return ramp.mul_(chroma[:, None]).add_((value - chroma)[:, None]).clamp_(0, 1)
+    hue.sub_(hue.div(6).floor_().mul_(6))  # wrap to [0, 6]
+    # 2) each channel's share of the chroma, (N, 3, H, W)
+    own_hue = torch.arange(0, 6, 2, dtype=x.dtype, device=x.device)[:, None, None]  # R, G, B
+    ramp = (hue[:, None] - own_hue).abs_().sub_(3).abs_().sub_(1).clamp_(0, 1)
+    return torch.addcmul(low[:, None], chroma[:, None], ramp).clamp_(0, 1)
 
 
 def _factor_range(value, name: str, centre: float, bound: float | None = None):
@@ -327,6 +355,13 @@ def color_jitter(
     each of the four steps is one blend whose ref is chosen per sample (f = 1 leaves a sample
     as it is), then a hue rotation of the samples whose step it is.
 
+    Args:
+        images: uint8 or float in [0, 1].
+        brightness, contrast, saturation: v >= 0 for factors U[max(0, 1 - v), 1 + v], or (min, max).
+        hue: v in [0, 0.5] for hue shifts U[-v, v] in turns, or (min, max) within [-0.5, 0.5].
+        p: probability per sample of applying the jitter at all. generator: randomness.
+        inplace: overwrite float32 ``images`` rather than a copy (for tensors the caller owns).
+
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32 in [0, 1].
     """
@@ -346,9 +381,8 @@ def color_jitter(
     n = len(x)
     u = _uniform((n, 9), generator, x.device)
     applied = u[:, 0] < p  # (N,) RandomApply
-    lo = torch.tensor([r[0] for r in ranges], device=x.device)
-    hi = torch.tensor([r[1] for r in ranges], device=x.device)
-    factors = lo + (hi - lo) * u[:, 1:5]  # (N, 4) brightness, contrast, saturation, hue
+    # (N, 4) factors of brightness, contrast, saturation, hue (Python bounds: no host-device copy)
+    factors = torch.stack([lo + (hi - lo) * u[:, 1 + i] for i, (lo, hi) in enumerate(ranges)], 1)
     order = u[:, 5:9].argsort(dim=1)  # (N, 4) a uniformly random permutation per sample
     for step in range(4):
         op = order[:, step]  # (N,) 0 brightness, 1 contrast, 2 saturation, 3 hue
@@ -361,7 +395,8 @@ def color_jitter(
                 mean = gray.mean(dim=(2, 3), keepdim=True)  # (N, 1, 1, 1)
                 w_gray = ((op == 2) * (1 - f))[:, None, None, None]  # saturation: ref = grey image
                 w_mean = ((op == 1) * (1 - f))[:, None, None, None]  # contrast: ref = mean grey
-                x.mul_(f4).add_(gray.mul_(w_gray).add_(w_mean * mean))  # f x + (1 - f) ref
+                ref = gray.mul_(w_gray).add_(w_mean * mean)  # (1 - f) ref
+                torch.addcmul(ref, f4, x, out=x)  # f x + (1 - f) ref, in place
             else:
                 x.mul_(f4)  # brightness only: ref = black
             x.clamp_(0, 1)
@@ -374,6 +409,13 @@ def random_grayscale(
     images: Tensor, p: float = 0.2, generator: torch.Generator | None = None, inplace: bool = False
 ) -> Tensor:
     """``RandomGrayscale(p)`` per sample: the luma, copied to 3 channels, with probability ``p``.
+
+    Luma = 0.299 R + 0.587 G + 0.114 B (ITU-R 601-2, as PIL and the torchvision docs; torchvision's
+    tensor code uses 0.2989 for R).
+
+    Args:
+        images: uint8 or float in [0, 1]. p: probability per sample. generator: randomness.
+        inplace: overwrite float32 ``images`` rather than a copy (for tensors the caller owns).
 
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
@@ -418,6 +460,11 @@ def gaussian_blur(
     torchvision's kernel: exp(-t^2 / (2 sigma^2)) at t = -(K-1)/2 .. (K-1)/2, normalised to sum 1,
     along rows and columns of the reflect-padded image.
 
+    Args:
+        images: uint8 or float in [0, 1]. sigma: (min, max) of the kernel's std in pixels.
+        kernel_size: odd kernel side. p: probability per sample. generator: randomness.
+        inplace: overwrite float32 ``images`` rather than a copy (for tensors the caller owns).
+
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
     """
@@ -446,6 +493,10 @@ def solarize(
     inplace: bool = False,
 ) -> Tensor:
     """``RandomSolarize(threshold, p)`` per sample: invert the pixels >= threshold.
+
+    Args:
+        images: uint8 or float in [0, 1]. threshold: in [0, 1]. p: probability per sample.
+        generator: randomness. inplace: overwrite float32 ``images`` rather than a copy.
 
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
@@ -487,12 +538,17 @@ class SimCLRAugment:
     solarize_p: float = 0.0  # solarization probability (BYOL's second view uses 0.2)
     solarize_threshold: float = 0.5  # pixels at or above it are inverted
 
-    def __post_init__(self):
+    def __post_init__(self):  # a bad recipe fails here, not at the first batch
         _pair(self.size)
         _check_range(self.scale, "scale")
         _check_range(self.ratio, "ratio")
+        _check_range(self.blur_sigma, "blur_sigma")
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
             _check_p(getattr(self, name), name)
+        for name in ("brightness", "contrast", "saturation"):
+            _factor_range(getattr(self, name), name, 1.0)
+        _factor_range(self.hue, "hue", 0.0, bound=0.5)
+        _check_p(self.solarize_threshold, "solarize_threshold")
 
     @classmethod
     def crop_only(cls, **changes) -> SimCLRAugment:
@@ -529,6 +585,11 @@ def two_views(
     """Two independent random views of every image (default :class:`SimCLRAugment`).
 
     Both views come from one call on the doubled batch: every sample draws its own parameters.
+
+    Args:
+        images: uint8 or float in [0, 1].
+        augment: a callable ``augment(images, generator=None)`` making one view per image.
+        generator: source of randomness (default: torch's global one).
 
     Shape:
         images: (B, 3, H, W). Returns two (B, 3, size, size) float32 tensors.

@@ -75,7 +75,7 @@ class ImageData:
         return ImageData(self.images.to(device), self.labels.to(device), self.classes, self.source)
 
     def subset(self, n: int | None, seed: int = 0) -> ImageData:
-        """The first ``n`` images of a fixed class-balanced shuffle (all of them when ``n`` is None).
+        """The first ``n`` images of a fixed class-balanced shuffle (all of them for ``None``).
 
         Balanced so that even a small smoke-scale subset holds every class in equal measure.
         """

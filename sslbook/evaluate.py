@@ -173,7 +173,9 @@ def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> torch.T
         z1, z2: (N, D), row i of each is one view of the same image; return: scalar
     """
     if z1.shape != z2.shape:
-        raise ValueError(f"expected two views of equal shape, got {tuple(z1.shape)}, {tuple(z2.shape)}")
+        raise ValueError(
+            f"expected two views of equal shape, got {tuple(z1.shape)}, {tuple(z2.shape)}"
+        )
     z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     return (z1 - z2).norm(dim=1).pow(alpha).mean()
 

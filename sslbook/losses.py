@@ -13,7 +13,7 @@ __all__ = ["check_views", "negative_cosine_similarity"]
 
 
 def check_views(a: torch.Tensor, b: torch.Tensor, name: str = "views") -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` are finite (N, D) batches of equal shape, N >= 2."""
+    """Raise ``ValueError`` unless ``a``, ``b`` are finite (N, D) batches of one shape, N >= 2."""
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(
             f"expected two {name} of equal shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"

@@ -136,7 +136,7 @@ def resnet18(width: int = 64) -> ResNet:
 
 
 def backbone(name: str, width: int = 64) -> nn.Module:
-    """A backbone by name ("small_cnn" or "resnet18"), e.g. ``backbone(cfg.backbone, cfg.width)``."""
+    """A backbone by name, "small_cnn" or "resnet18": ``backbone(cfg.backbone, cfg.width)``."""
     builders = {"small_cnn": SmallCNN, "resnet18": resnet18}
     if name not in builders:
         raise ValueError(f"unknown backbone {name!r}: expected one of {', '.join(builders)}")

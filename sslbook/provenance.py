@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:
-    """The checked-out commit, with ``-dirty`` appended when tracked files differ; None outside git."""
+    """The checked-out commit, ``-dirty`` appended when tracked files differ; None outside git."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True

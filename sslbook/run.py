@@ -56,10 +56,14 @@ def run_experiment(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sslbook.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sslbook.run", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES))
-    parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="folder for the JSON file")
+    parser.add_argument(
+        "--out", default=str(REPO_ROOT / "results"), help="folder for the JSON file"
+    )
     parser.add_argument("--checkpoint-dir", default=None, help="where checkpoints go")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     args = parser.parse_args(argv)

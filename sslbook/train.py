@@ -12,20 +12,26 @@ bitwise-exactly at epoch boundaries::
 from __future__ import annotations
 
 import math
-import os
-import pickle
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    config_to_dict,
+    load_checkpoint,
+    restore_training_state,
+    rng_state,
+    save_checkpoint,
+)
 from .device import amp_dtype, autocast, pick_device
+from .history import History
 
 __all__ = [
     "TrainConfig",
@@ -39,11 +45,6 @@ __all__ = [
     "CheckpointError",
     "NonFiniteLossError",
 ]
-
-CHECKPOINT_NAME = "last.pt"
-_CHECKPOINT_KEYS = {"epoch", "step", "model", "optimizer", "scaler", "history", "config", "rng"}
-# Config fields that may change between a run and its resumption without changing the result.
-_RESUMABLE_CHANGES = {"epochs", "progress", "checkpoint_dir", "checkpoint_every", "log_every"}
 
 
 @dataclass
@@ -68,51 +69,8 @@ class TrainConfig:
     drop_last: bool = True  # drop the incomplete last batch of every epoch
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint exists but cannot be used: truncated, unsafe, or from another model or run."""
-
-
 class NonFiniteLossError(FloatingPointError):
     """The loss (or the gradient norm, or a parameter) became NaN or inf during training."""
-
-
-@dataclass
-class History:
-    """What happened during training, as plain numbers (fits in JSON and a weights-only checkpoint).
-
-    Attributes:
-        steps: one record every ``log_every`` steps and at the end of each epoch, with ``step``,
-            ``epoch`` (counted from 1), ``loss`` (mean since the previous record), ``lr``,
-            ``images_per_s`` and the mean of every extra value ``loss_fn`` returned.
-        epochs: one record per epoch with ``epoch``, ``step``, ``loss`` (epoch mean), the extras'
-            epoch means, ``time_s`` (wall time, evaluation included) and ``eval_fn``'s metrics.
-    """
-
-    steps: list[dict] = field(default_factory=list)
-    epochs: list[dict] = field(default_factory=list)
-
-    def series(self, key: str, level: str = "steps") -> tuple[list, list]:
-        """``(x, y)`` for plotting ``key``: x is the step (``level="steps"``) or the epoch."""
-        if level not in ("steps", "epochs"):
-            raise ValueError(f"level must be 'steps' or 'epochs', got {level!r}")
-        x_key = "step" if level == "steps" else "epoch"
-        records = [r for r in getattr(self, level) if key in r]
-        return [r[x_key] for r in records], [r[key] for r in records]
-
-    def last(self, key: str):
-        """The latest value of ``key``: from the epoch records if any has it, else the steps'."""
-        for records in (self.epochs, self.steps):
-            for record in reversed(records):
-                if key in record:
-                    return record[key]
-        raise KeyError(f"no record in this history has {key!r}")
-
-    def to_dict(self) -> dict:
-        return {"steps": [dict(r) for r in self.steps], "epochs": [dict(r) for r in self.epochs]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> History:
-        return cls(steps=[dict(r) for r in d["steps"]], epochs=[dict(r) for r in d["epochs"]])
 
 
 def learning_rate_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -> float:
@@ -157,58 +115,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=False)
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
-
-
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: readers see the old file or the new one, never half.
-
-    The state is written to a temporary file in the same directory, flushed to disk, then renamed
-    over ``path`` (``os.replace`` is atomic on POSIX and Windows). If anything fails, ``path`` is
-    left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``: tensors and plain containers, no code.
-
-    Raises:
-        FileNotFoundError: there is no file at ``path``.
-        CheckpointError: the file is truncated or corrupt, holds arbitrary Python objects, or is
-            not a dict. The file is never modified.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
-            what = (
-                "it contains Python objects other than tensors and plain containers, which "
-                "torch.load(weights_only=True) refuses to unpickle (unpickling can run code)"
-            )
-        else:
-            first_line = (str(e).splitlines() or [""])[0]
-            what = f"it is truncated or corrupt ({type(e).__name__}: {first_line})"
-        raise CheckpointError(f"cannot load checkpoint {path}: {what}. {_remedy(path)}") from e
-    if not isinstance(state, dict):
-        raise CheckpointError(
-            f"checkpoint {path} holds a {type(state).__name__}, not a dict. {_remedy(path)}"
-        )
-    return state
 
 
 def fit(
@@ -279,7 +185,7 @@ def fit(
     last_good: tuple[Path, int] | None = None
     if resume and path is not None and path.exists():
         state = load_checkpoint(path)
-        epoch_done, step, history = _restore(
+        epoch_done, step, history = restore_training_state(
             path, state, model, optimizer, scaler, config, device, steps_per_epoch
         )
         last_good = (path, epoch_done)
@@ -343,8 +249,8 @@ def fit(
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(),
                     "history": history.to_dict(),
-                    "config": _config_dict(config),
-                    "rng": _rng_state(device),
+                    "config": config_to_dict(config),
+                    "rng": rng_state(device),
                 }
                 save_checkpoint(path, state)
                 last_good = (path, epoch)
@@ -474,92 +380,6 @@ def _check_config(config: TrainConfig, eval_every: int) -> None:
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
 
 
-def _config_dict(config: TrainConfig) -> dict:
-    d = asdict(config)
-    if d["checkpoint_dir"] is not None:
-        d["checkpoint_dir"] = str(d["checkpoint_dir"])
-    return d
-
-
-def _rng_state(device: torch.device) -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore(
-    path, state, model, optimizer, scaler, config, device, steps_per_epoch
-) -> tuple[int, int, History]:
-    """Load a checkpoint's model, optimizer, scaler and RNG state; return (epoch, step, history)."""
-    missing = _CHECKPOINT_KEYS - state.keys()
-    if missing:
-        raise CheckpointError(
-            f"{path} is not a checkpoint written by sslbook.train.fit: it lacks {sorted(missing)}. "
-            + _remedy(path)
-        )
-
-    # 1) the model must be the same architecture: same keys, same shapes
-    saved, current = state["model"], model.state_dict()
-    problems = [f"missing {k}" for k in current.keys() - saved.keys()]
-    problems += [f"unexpected {k}" for k in saved.keys() - current.keys()]
-    problems += [
-        f"{k}: saved {tuple(saved[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in current.items()
-        if k in saved and torch.is_tensor(v) and tuple(saved[k].shape) != tuple(v.shape)
-    ]
-    if problems:
-        raise CheckpointError(
-            f"checkpoint {path} was written for a different model "
-            f"({'; '.join(sorted(problems)[:5])}{'; ...' if len(problems) > 5 else ''}). "
-            "Use another checkpoint_dir for this model, "
-            "or delete the file to start over."
-        )
-
-    # 2) the optimizer state only fits the optimizer that wrote it
-    saved_config = state["config"]
-    if saved_config.get("optimizer") != config.optimizer:
-        raise CheckpointError(
-            f"checkpoint {path} holds {saved_config.get('optimizer')!r} optimizer state but "
-            f"config.optimizer is {config.optimizer!r}. {_remedy(path)}"
-        )
-    # 3) the same data and batch size, or the step count (and so the schedule) would be off
-    if state["step"] != state["epoch"] * steps_per_epoch:
-        raise CheckpointError(
-            f"checkpoint {path} was written after {state['step']} steps in {state['epoch']} "
-            f"epochs, but this data and batch_size give {steps_per_epoch} steps per epoch: the "
-            f"data or batch_size changed. {_remedy(path)}"
-        )
-    changed = {
-        k: (saved_config.get(k), v)
-        for k, v in _config_dict(config).items()
-        if k not in _RESUMABLE_CHANGES and saved_config.get(k) != v
-    }
-    if config.schedule == "cosine" and saved_config.get("epochs") != config.epochs:
-        changed["epochs"] = (saved_config.get("epochs"), config.epochs)  # stretches the cosine
-    if changed:
-        warnings.warn(
-            f"resuming {path} with a changed config {changed} (saved, now): the result will "
-            "differ from an uninterrupted run with either config",
-            stacklevel=3,
-        )
-
-    # 4) load everything; the RNG states are re-seeded per epoch anyway, restored for completeness
-    model.load_state_dict(saved)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(
-            f"optimizer state in {path} does not fit: {e}. {_remedy(path)}"
-        ) from e
-    if scaler.is_enabled() and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"]["cpu"])
-    if device.type == "cuda" and "cuda" in state["rng"]:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["epoch"], state["step"], History.from_dict(state["history"])
-
-
 def _check_parameters_finite(model, step: int, epoch: int, last_good) -> None:
     """Refuse to checkpoint a model whose weights went NaN/inf (e.g. with a finite loss)."""
     bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
@@ -580,11 +400,4 @@ def _last_good_message(last_good: tuple[Path, int] | None) -> str:
     return (
         f"The last good checkpoint is {path} (epoch {epoch}); nothing later was saved. "
         "Fix the cause (a lower lr, a longer warmup, grad_clip) and call fit again to resume."
-    )
-
-
-def _remedy(path: Path) -> str:
-    return (
-        f"It has been left untouched: delete {path} to start training over, "
-        "or restore a good copy of it, then call fit again."
     )

@@ -15,8 +15,12 @@ def write_shards(root, n=40):
     for i in range(2):
         images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         labels = np.arange(n) % 10
-        np.savez(root / "cifar10" / f"cifar10-train-{i}.npz", images=images, labels=labels,
-                 classes=np.array(CIFAR10_CLASSES))
+        np.savez(
+            root / "cifar10" / f"cifar10-train-{i}.npz",
+            images=images,
+            labels=labels,
+            classes=np.array(CIFAR10_CLASSES),
+        )
         shards.append((images, labels))
     return shards
 

@@ -45,4 +45,6 @@ def test_every_notebook_is_in_the_table_of_contents():
     toc = (ROOT / "_toc.yml").read_text()
     listed = set(re.findall(r"file:\s*(\S+)", toc))
     for path in NOTEBOOKS:
-        assert str(path.relative_to(ROOT).with_suffix("")) in listed, f"{path} missing from _toc.yml"
+        assert str(path.relative_to(ROOT).with_suffix("")) in listed, (
+            f"{path} missing from _toc.yml"
+        )

@@ -10,7 +10,9 @@ def test_profile_from_environment(monkeypatch):
     monkeypatch.setenv("SSLBOOK_PROFILE", "cpu")
     assert sslbook.profile().name == "cpu"
     monkeypatch.setenv("SSLBOOK_PROFILE", "huge")
-    with pytest.raises(ValueError, match="unknown profile 'huge': expected one of smoke, cpu, full"):
+    with pytest.raises(
+        ValueError, match="unknown profile 'huge': expected one of smoke, cpu, full"
+    ):
         sslbook.profile()
 
 
@@ -27,8 +29,9 @@ def test_cifar_resnet18_matches_the_reference_parameter_count():
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name,width,dim", [("small_cnn", 32, 128), ("small_cnn", 64, 256),
-                                            ("resnet18", 16, 128)])
+@pytest.mark.parametrize(
+    "name,width,dim", [("small_cnn", 32, 128), ("small_cnn", 64, 256), ("resnet18", 16, 128)]
+)
 def test_backbones_output_their_declared_dim(name, width, dim):
     net = backbone(name, width)
     assert net.out_dim == dim

@@ -110,7 +110,9 @@ def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> 
     rows = []
 
     def add(name: str, dim: int, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
-        rows.append({"representation": name, "dim": dim} | protocol(cfg, train, test, train_x, test_x))
+        rows.append(
+            {"representation": name, "dim": dim} | protocol(cfg, train, test, train_x, test_x)
+        )
 
     add("raw pixels", 3 * 32 * 32, raw_pixel_features(train), raw_pixel_features(test))
     encoder = random_encoder(cfg, device=device)
