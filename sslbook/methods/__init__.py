@@ -5,7 +5,11 @@ and returns a dict with the training ``"loss"`` and any quantities worth logging
 ``encoder`` attribute is the backbone that is kept for downstream tasks.
 """
 
+from .byol import BYOL
 from .invariance import NaiveInvariance
+from .moco import MoCo
+from .simclr import SimCLR
+from .simsiam import SimSiam
 from .supervised import Supervised
 
-__all__ = ["NaiveInvariance", "Supervised"]
+__all__ = ["BYOL", "MoCo", "NaiveInvariance", "SimCLR", "SimSiam", "Supervised"]
