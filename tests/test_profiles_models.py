@@ -63,3 +63,22 @@ def test_mask_patches_greys_exactly_the_hidden_patches():
     assert (out[0, :, 4:8, 4:8] == 0.5).all()
     changed = (out != images).any(1)
     assert changed[0, 4:8, 4:8].sum() == changed.sum()
+
+
+def test_attention_matches_the_explicit_softmax_and_ignores_padding():
+    from sslbook.models import TransformerBlock
+
+    block = TransformerBlock(dim=16, heads=4).eval()
+    x = torch.randn(3, 7, 16)
+    padding = torch.zeros(3, 7, dtype=torch.bool)
+    padding[1, 5:] = True
+    fused = block(x, padding)
+    explicit, weights = block(x, padding, return_weights=True)
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    assert weights.shape == (3, 4, 7, 7)
+    assert (weights[1, :, :, 5:] == 0).all()  # nobody attends to padding
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4, 7))
+    # changing the padded tokens changes nothing at the real positions
+    x2 = x.clone()
+    x2[1, 5:] = torch.randn(2, 16) * 10
+    torch.testing.assert_close(block(x2, padding)[1, :5], fused[1, :5], rtol=1e-5, atol=1e-5)

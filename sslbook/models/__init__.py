@@ -1,0 +1,35 @@
+"""Networks: convolutional backbones and heads (:mod:`.cnn`), Transformer blocks
+(:mod:`.transformer`).
+
+Every image backbone takes float images in [0, 1] of shape (B, 3, H, W), normalises them itself
+and returns one feature vector per image of size ``backbone.out_dim``.
+"""
+
+from .cnn import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    Classifier,
+    MLPHead,
+    Normalize,
+    ResNet,
+    SmallCNN,
+    backbone,
+    projection_head,
+    resnet18,
+)
+from .transformer import Attention, TransformerBlock
+
+__all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "Attention",
+    "Classifier",
+    "MLPHead",
+    "Normalize",
+    "ResNet",
+    "SmallCNN",
+    "TransformerBlock",
+    "backbone",
+    "projection_head",
+    "resnet18",
+]
