@@ -27,6 +27,7 @@ __all__ = [
     "uniformity",
     "embedding_std",
     "effective_rank",
+    "nearest_neighbours",
 ]
 
 
@@ -210,3 +211,18 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     s = torch.linalg.svdvals(z.float() - z.float().mean(0))
     p = s / s.sum().clamp_min(eps) + eps
     return (-(p * p.log()).sum()).exp()
+
+
+@torch.no_grad()
+def nearest_neighbours(query: torch.Tensor, bank: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """Indices of the ``k`` most cosine-similar rows of ``bank`` for each query, best first.
+
+    Shape:
+        query: (M, D), bank: (N, D); return: (M, k) int64
+    """
+    if query.ndim != 2 or bank.ndim != 2 or query.shape[1] != bank.shape[1]:
+        raise ValueError(
+            f"expected features (M, D) and (N, D), got {tuple(query.shape)} and {tuple(bank.shape)}"
+        )
+    sim = F.normalize(query.float(), dim=1) @ F.normalize(bank.float(), dim=1).T  # (M, N)
+    return sim.topk(min(k, len(bank)), dim=1).indices

@@ -13,7 +13,14 @@ import torch
 
 from .augment import to_float
 
-__all__ = ["to_image", "image_grid", "augmentation_gallery", "curves"]
+__all__ = [
+    "to_image",
+    "image_grid",
+    "augmentation_gallery",
+    "curves",
+    "similarity_heatmap",
+    "tsne_scatter",
+]
 
 
 def to_image(x: torch.Tensor) -> torch.Tensor:
@@ -105,5 +112,61 @@ def curves(
     if len(series) > 1:
         ax.legend()
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_heatmap(sim: torch.Tensor, title: str, ax=None, labels: Sequence[str] | None = None):
+    """A matrix of pairwise similarities as a heatmap with a colour bar.
+
+    Shape:
+        sim: (M, M), e.g. cosine similarities of 2N views ordered [view 1 of all, view 2 of all]
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    else:
+        fig = ax.figure
+    image = ax.imshow(sim.detach().float().cpu(), cmap="viridis", vmin=-1, vmax=1)
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    ax.set_title(title)
+    ax.set_xlabel("view index")
+    ax.set_ylabel("view index")
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_scatter(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    title: str,
+    seed: int = 0,
+    ax=None,
+):
+    """Features embedded in 2-D with t-SNE (scikit-learn), one colour per class.
+
+    Shape:
+        features: (N, D), labels: (N,)
+    """
+    from sklearn.manifold import TSNE
+
+    xy = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(
+        features.detach().float().cpu().numpy()
+    )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 5))
+    else:
+        fig = ax.figure
+    labels = labels.cpu()
+    for c, name in enumerate(classes):
+        where = labels == c
+        ax.scatter(xy[where, 0], xy[where, 1], s=4, label=name, color=plt.cm.tab10(c))
+    ax.set_title(title)
+    ax.set_xlabel("t-SNE dimension 1")
+    ax.set_ylabel("t-SNE dimension 2")
+    ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
     return fig

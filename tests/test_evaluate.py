@@ -79,3 +79,14 @@ def test_alignment_uniformity_and_collapse_indicators():
     assert effective_rank(z).item() > 25
     low_rank = torch.randn(256, 2) @ torch.randn(2, 32)
     assert effective_rank(low_rank).item() < 2.5
+
+
+def test_nearest_neighbours_match_a_full_sort():
+    from sslbook.evaluate import nearest_neighbours
+
+    query, bank = torch.randn(6, 8), torch.randn(50, 8)
+    got = nearest_neighbours(query, bank, k=5)
+    cos = torch.nn.functional.cosine_similarity(query[:, None], bank[None], dim=2)
+    assert torch.equal(got, cos.argsort(dim=1, descending=True)[:, :5])
+    with pytest.raises(ValueError, match=r"expected features \(M, D\) and \(N, D\)"):
+        nearest_neighbours(query, torch.randn(5, 3))

@@ -300,3 +300,12 @@ def test_simsiam_targets_are_detached():
     assert len(linears) == 3
     cifar = SimSiam(tiny_encoder(), proj_dim=32, pred_hidden=8, proj_layers=2)
     assert sum(isinstance(m, torch.nn.Linear) for m in cifar.projector.modules()) == 2
+
+
+def test_the_article_contrastive_model_is_a_classifier_that_needs_labels():
+    from sslbook.methods import ArticleClassifier
+
+    model = ArticleClassifier()
+    logits = model(torch.rand(4, 3, 32, 32))
+    assert logits.shape == (4, 10)  # one score per class, not an embedding to compare
+    assert model.fc.in_features == 256 * 4 * 4

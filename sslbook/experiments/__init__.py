@@ -5,8 +5,12 @@ chapter's experiment at the scale of profile ``cfg``. The chapters call the same
 at smoke scale and plot the result files for the larger scales.
 """
 
-from . import baselines
+from functools import partial
 
-EXPERIMENTS = {"baselines": baselines.run}
+from . import baselines, pretrain
+
+EXPERIMENTS = {"baselines": baselines.run} | {
+    name: partial(pretrain.run, name) for name in pretrain.METHODS
+}
 
 __all__ = ["EXPERIMENTS"]

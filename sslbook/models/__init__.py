@@ -1,5 +1,5 @@
-"""Networks: convolutional backbones and heads (:mod:`.cnn`), Transformer blocks
-(:mod:`.transformer`).
+"""Networks: convolutional backbones and heads (:mod:`.cnn`), the shared Transformer block
+(:mod:`.transformer`), the Vision Transformer (:mod:`.vit`) and text encoders (:mod:`.text`).
 
 Every image backbone takes float images in [0, 1] of shape (B, 3, H, W), normalises them itself
 and returns one feature vector per image of size ``backbone.out_dim``.
@@ -18,6 +18,7 @@ from .cnn import (
     resnet18,
 )
 from .transformer import Attention, TransformerBlock
+from .vit import ViT, patchify, sincos_pos_embed_2d, unpatchify, vit_mini, vit_tiny
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -32,4 +33,10 @@ __all__ = [
     "backbone",
     "projection_head",
     "resnet18",
+    "ViT",
+    "patchify",
+    "sincos_pos_embed_2d",
+    "unpatchify",
+    "vit_mini",
+    "vit_tiny",
 ]

@@ -1,0 +1,187 @@
+"""Pretrain a two-view method (SimCLR, MoCo, BYOL, SimSiam) and evaluate its encoder.
+
+The chapters and ``python -m sslbook.run simclr|moco|byol|simsiam`` share these steps, so the
+numbers in a notebook and in ``results/`` come from the same code:
+
+1. :func:`build_method` — the profile's backbone wrapped in the method;
+2. :func:`pretrain_config` — one optimisation recipe for all four methods on CIFAR-10;
+3. :func:`pretrain` — :func:`sslbook.train.fit` with a kNN monitor every ``eval_every`` epochs;
+4. :func:`evaluate_method` — kNN and linear probe on the frozen backbone, the probe on the
+   projection head's output too (to show why the head is thrown away), and alignment /
+   uniformity of held-out views.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..augment import SimCLRAugment, two_views
+from ..data import ImageData
+from ..evaluate import alignment, extract_features, knn_accuracy, linear_probe, uniformity
+from ..methods import BYOL, MoCo, SimCLR, SimSiam
+from ..models import backbone
+from ..profiles import Profile
+from ..train import TrainConfig, fit
+
+__all__ = [
+    "METHODS",
+    "build_method",
+    "pretrain_config",
+    "knn_monitor",
+    "pretrain",
+    "evaluate_method",
+]
+
+METHODS = ("simclr", "moco", "byol", "simsiam")
+
+
+def build_method(name: str, cfg: Profile, total_steps: int | None = None, **kwargs) -> nn.Module:
+    """Method ``name`` around a fresh ``cfg.backbone``; ``kwargs`` go to the method's class.
+
+    ``total_steps`` drives BYOL's momentum schedule (ignored by the others).
+    """
+    encoder = backbone(cfg.backbone, cfg.width)
+    if name == "simclr":
+        return SimCLR(encoder, **kwargs)
+    if name == "moco":
+        return MoCo(encoder, **kwargs)
+    if name == "byol":
+        return BYOL(encoder, total_steps=total_steps, **kwargs)
+    if name == "simsiam":
+        return SimSiam(encoder, **kwargs)
+    raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
+
+
+def pretrain_config(cfg: Profile, **changes) -> TrainConfig:
+    """SGD with momentum 0.9, lr 0.06 x batch/256, weight decay 5e-4, cosine schedule.
+
+    The recipe of lightly's CIFAR-10 benchmarks for all four methods (and close to SimSiam's
+    CIFAR recipe, arXiv:2011.10566 §D: lr 0.03 x batch/256 at batch 512): one recipe keeps the
+    comparison between methods about the methods.
+    """
+    batch_size = changes.pop("batch_size", cfg.batch_size)
+    settings = dict(
+        epochs=cfg.epochs,
+        batch_size=batch_size,
+        optimizer="sgd",
+        lr=0.06 * batch_size / 256,
+        momentum=0.9,
+        weight_decay=5e-4,
+        log_every=10,
+    )
+    return TrainConfig(**(settings | changes))
+
+
+def knn_monitor(cfg: Profile, train: ImageData, test: ImageData, max_train: int = 10_000):
+    """An ``eval_fn`` for :func:`fit`: weighted kNN accuracy of the method's frozen encoder."""
+    bank = train.subset(max_train)
+
+    def evaluate(method: nn.Module) -> dict[str, float]:
+        train_x = extract_features(method.encoder, bank.images)
+        test_x = extract_features(method.encoder, test.images)
+        return {
+            "knn": knn_accuracy(
+                train_x, bank.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature
+            )
+        }
+
+    return evaluate
+
+
+def pretrain(
+    name: str,
+    cfg: Profile,
+    train: ImageData,
+    test: ImageData,
+    device=None,
+    checkpoint_dir: str | Path | None = None,
+    eval_every: int = 1,
+    seed: int = 0,
+    train_changes: dict | None = None,
+    **method_kwargs,
+):
+    """Pretrain method ``name`` on ``train``'s images (labels unused); return ``(method, history)``.
+
+    The kNN monitor, which does use labels, only reads the frozen encoder every ``eval_every``
+    epochs: it measures, it does not train.
+    """
+    config = pretrain_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **(train_changes or {}))
+    total_steps = config.epochs * (len(train) // config.batch_size)
+    torch.manual_seed(seed)
+    method = build_method(name, cfg, total_steps=total_steps, **method_kwargs)
+    history = fit(
+        method,
+        lambda m, batch: m(batch[0]),
+        train.images,
+        config,
+        eval_fn=knn_monitor(cfg, train, test),
+        eval_every=eval_every,
+        device=device,
+    )
+    return method, history
+
+
+@torch.no_grad()
+def _projections(method: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """g(f(x)) for every image: the projection head's output, where the loss is computed."""
+    head = nn.Sequential(method.encoder, method.projector)
+    return extract_features(head, images, batch_size)
+
+
+def evaluate_method(
+    method: nn.Module, cfg: Profile, train: ImageData, test: ImageData, seed: int = 0
+) -> dict[str, float]:
+    """The book's protocol on a pretrained method, plus what the chapters discuss.
+
+    Returns kNN and linear-probe accuracy of the backbone features, the linear probe on the
+    projection-head outputs, and alignment / uniformity (Wang & Isola, 2020) of the normalised
+    backbone features of two augmented views of the held-out images.
+    """
+    encoder = method.encoder
+    train_x, test_x = (
+        extract_features(encoder, train.images),
+        extract_features(encoder, test.images),
+    )
+    train_z, test_z = _projections(method, train.images), _projections(method, test.images)
+    generator = torch.Generator().manual_seed(seed)
+    sample = test.images[:1000].cpu()
+    v1, v2 = two_views(sample, SimCLRAugment(), generator=generator)
+    device = next(encoder.parameters()).device
+    f1 = extract_features(encoder, v1.to(device))
+    f2 = extract_features(encoder, v2.to(device))
+    return {
+        "knn": knn_accuracy(
+            train_x, train.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature
+        ),
+        "linear": linear_probe(train_x, train.labels, test_x, test.labels, cfg.probe_epochs),
+        "linear_projection_head": linear_probe(
+            train_z, train.labels, test_z, test.labels, cfg.probe_epochs
+        ),
+        "alignment": alignment(f1, f2).item(),
+        "uniformity": uniformity(f1).item(),
+    }
+
+
+def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
+    """Pretrain and evaluate method ``name`` at the scale of ``cfg`` (``python -m sslbook.run``)."""
+    from .baselines import load_splits
+
+    train, test = load_splits(cfg, device)
+    method, history = pretrain(
+        name, cfg, train, test, device, checkpoint_dir, eval_every=max(1, cfg.epochs // 10)
+    )
+    speeds = [r["images_per_s"] for r in history.steps]
+    return {
+        "method": name,
+        "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
+        "metrics": evaluate_method(method, cfg, train, test),
+        "images_per_s": sum(speeds) / len(speeds),
+        "data": {
+            "train": f"{len(train)} images from {train.source}",
+            "test": f"{len(test)} images from {test.source}",
+        },
+        "history": history.to_dict(),
+    }
