@@ -30,6 +30,7 @@ __all__ = [
     "METHODS",
     "build_method",
     "pretrain_config",
+    "encoder_knn",
     "knn_monitor",
     "pretrain",
     "evaluate_method",
@@ -75,20 +76,17 @@ def pretrain_config(cfg: Profile, **changes) -> TrainConfig:
     return TrainConfig(**(settings | changes))
 
 
+def encoder_knn(encoder: nn.Module, cfg: Profile, train: ImageData, test: ImageData) -> float:
+    """Weighted kNN accuracy of a frozen encoder's features, ``train`` as the labelled bank."""
+    train_x = extract_features(encoder, train.images)
+    test_x = extract_features(encoder, test.images)
+    return knn_accuracy(train_x, train.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature)
+
+
 def knn_monitor(cfg: Profile, train: ImageData, test: ImageData, max_train: int = 10_000):
     """An ``eval_fn`` for :func:`fit`: weighted kNN accuracy of the method's frozen encoder."""
     bank = train.subset(max_train)
-
-    def evaluate(method: nn.Module) -> dict[str, float]:
-        train_x = extract_features(method.encoder, bank.images)
-        test_x = extract_features(method.encoder, test.images)
-        return {
-            "knn": knn_accuracy(
-                train_x, bank.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature
-            )
-        }
-
-    return evaluate
+    return lambda method: {"knn": encoder_knn(method.encoder, cfg, bank, test)}
 
 
 def pretrain(

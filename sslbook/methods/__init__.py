@@ -9,6 +9,7 @@ from .autoencoder import ArticleAutoencoder, ConvAutoencoder, DenoisingAutoencod
 from .byol import BYOL
 from .invariance import NaiveInvariance
 from .mae import MAE
+from .mlm import ArticleMaskedLM, MaskedLanguageModel, mlm_loss, select_targets, text_features
 from .moco import MoCo
 from .simclr import SimCLR
 from .simsiam import SimSiam
@@ -30,4 +31,10 @@ __all__ = [
     "DenoisingAutoencoder",
     "MAE",
     "layer_shapes",
+    # masked language modelling
+    "ArticleMaskedLM",
+    "MaskedLanguageModel",
+    "mlm_loss",
+    "select_targets",
+    "text_features",
 ]

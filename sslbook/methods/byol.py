@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import embedding_std
+from ..evaluate import effective_rank, embedding_std
 from ..losses import negative_cosine_similarity
 from ..models import MLPHead
 
@@ -124,4 +124,5 @@ class BYOL(nn.Module):
         loss = (2 + 2 * negative_cosine_similarity(q1, z2_target)) + (
             2 + 2 * negative_cosine_similarity(q2, z1_target)
         )
-        return {"loss": loss, "std": embedding_std(z1.detach()), "tau": tau}
+        z = z1.detach()
+        return {"loss": loss, "std": embedding_std(z), "rank": effective_rank(z), "tau": tau}

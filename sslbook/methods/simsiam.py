@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import embedding_std
+from ..evaluate import effective_rank, embedding_std
 from ..losses import negative_cosine_similarity
 from ..models import MLPHead
 
@@ -81,4 +81,6 @@ class SimSiam(nn.Module):
         x1, x2 = two_views(images, self.augment)  # 2 x (B, 3, H, W) float
         p1, p2, z1, z2 = self.forward_views(x1, x2)
         loss = 0.5 * negative_cosine_similarity(p1, z2) + 0.5 * negative_cosine_similarity(p2, z1)
-        return {"loss": loss, "std": embedding_std(z1.detach())}
+        # collapse indicators: the spread and the effective dimension of the projections
+        z = z1.detach()
+        return {"loss": loss, "std": embedding_std(z), "rank": effective_rank(z)}

@@ -17,6 +17,7 @@ from .cnn import (
     projection_head,
     resnet18,
 )
+from .text import LSTMEncoder, TextTransformer, count_parameters
 from .transformer import Attention, TransformerBlock
 from .vit import ViT, patchify, sincos_pos_embed_2d, unpatchify, vit_mini, vit_tiny
 
@@ -39,4 +40,7 @@ __all__ = [
     "unpatchify",
     "vit_mini",
     "vit_tiny",
+    "LSTMEncoder",
+    "TextTransformer",
+    "count_parameters",
 ]
