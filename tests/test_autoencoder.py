@@ -13,15 +13,6 @@ from sslbook.methods import ArticleAutoencoder, ConvAutoencoder, DenoisingAutoen
 from sslbook.train import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a loaded 2-core machine OpenMP threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def smooth_images(n, seed=0):
     """Random 4x4 colour fields upsampled to 32x32: structured, compressible images."""
     g = torch.Generator().manual_seed(seed)

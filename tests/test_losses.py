@@ -9,15 +9,6 @@ import torch.nn.functional as F
 from sslbook.losses import info_nce_loss, negative_cosine_similarity, nt_xent_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a loaded 2-core machine OpenMP threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _cos(a: list[float], b: list[float]) -> float:
     dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
     return dot / (math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b)))

@@ -14,15 +14,6 @@ from sslbook.models import ViT, patchify, sincos_pos_embed_2d, unpatchify
 from sslbook.train import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a loaded 2-core machine OpenMP threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_mae(patch_size=8, **kwargs):
     """32x32 images in 8x8 patches: L = 16 tokens."""
     encoder = ViT(image_size=32, patch_size=patch_size, dim=32, depth=1, heads=2)

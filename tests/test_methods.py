@@ -14,15 +14,6 @@ from sslbook.models import backbone
 from sslbook.train import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: on a loaded 2-core machine OpenMP threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_encoder():
     return backbone("small_cnn", 8)  # out_dim 32
 

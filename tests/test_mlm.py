@@ -22,14 +22,6 @@ from sslbook.train import TrainConfig, fit
 V = 40  # vocabulary size of the synthetic tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class FixedStates(nn.Module):
     """A stand-in encoder whose output is a given tensor, to probe the head and the loss."""
 

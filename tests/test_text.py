@@ -47,14 +47,6 @@ Our business is not unknown to the senate.
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shakespeare() -> str:
     root = os.environ.get("SSLBOOK_DATA")
