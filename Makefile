@@ -25,8 +25,15 @@ book: $(INSTALLED)
 test: $(INSTALLED)
 	SSLBOOK_PROFILE=smoke $(PY) -m pytest
 
-bench: $(INSTALLED)
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+$(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED)
 	$(PY) bench/augment.py --out bench/results/augment.json
+	$(PY) bench/simclr_step.py --out bench/results/simclr_step.json
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check sslbook tests bench

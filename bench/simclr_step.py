@@ -1,0 +1,193 @@
+"""SimCLR training throughput: sslbook's tensor pipeline vs lightly's documented pipeline.
+
+    python bench/simclr_step.py [--steps N] [--out bench/results/simclr_step.json]
+
+Both train the same network (the cpu profile's backbone + SimCLR's projection head) with the same
+batch (256 images, two views each), optimizer (SGD, lr 0.06, momentum 0.9, wd 5e-4) and loss
+(NT-Xent, T = 0.5), and differ only in how the views are made and fed:
+
+- sslbook: the dataset lives as one uint8 tensor; ``sslbook.methods.SimCLR`` makes both views of
+  a batch with ``sslbook.augment`` and computes ``sslbook.losses.nt_xent_loss``.
+- lightly: its SimCLR example for CIFAR-10, ``SimCLRTransform`` (colour strength 0.5, no blur,
+  no normalisation, matching sslbook's recipe) applied per PIL image in a ``DataLoader``, and
+  ``lightly.loss.NTXentLoss``. Worker counts 0 and 2 are both timed and the faster is kept.
+
+A training "image" is one source image (two views). Target: sslbook >= 1.3x lightly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from sslbook.losses import nt_xent_loss
+from sslbook.methods import SimCLR
+from sslbook.models import backbone
+from sslbook.profiles import profile
+from sslbook.provenance import provenance, write_json
+
+TARGET = 1.3
+BATCH = 256
+
+
+def load_images(n: int = 10_000) -> tuple[np.ndarray, str]:
+    """CIFAR-10 training images, uint8 [N, 32, 32, 3]; random ones without the offline copy."""
+    path = Path(os.environ.get("SSLBOOK_DATA", "")) / "cifar10" / "cifar10-train-0.npz"
+    if os.environ.get("SSLBOOK_DATA") and path.exists():
+        return np.load(path)["images"][:n], f"CIFAR-10 ({path.name})"
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), "random uint8 images"
+
+
+def make_model(seed: int = 0) -> tuple[SimCLR, torch.optim.Optimizer]:
+    cfg = profile("cpu")
+    torch.manual_seed(seed)
+    model = SimCLR(backbone(cfg.backbone, cfg.width))
+    opt = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
+    return model, opt
+
+
+def time_steps(step, steps: int, warmup: int = 2) -> float:
+    """Seconds per step over ``steps`` timed steps after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def sslbook_seconds_per_step(images: np.ndarray, steps: int) -> float:
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8
+    model, opt = make_model()
+    order = torch.randperm(len(data))
+    position = [0]
+
+    def step() -> None:
+        i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
+        loss = model(data[order[i : i + BATCH]])["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return time_steps(step, steps)
+
+
+class PILImages(Dataset):
+    """CIFAR-10 as PIL images through a per-image transform, as torchvision's dataset does."""
+
+    def __init__(self, images: np.ndarray, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i]))
+
+
+def lightly_seconds_per_step(images: np.ndarray, steps: int, workers: int) -> float:
+    from lightly.loss import NTXentLoss
+    from lightly.transforms.simclr_transform import SimCLRTransform
+
+    transform = SimCLRTransform(input_size=32, cj_strength=0.5, gaussian_blur=0.0, normalize=None)
+    loader = DataLoader(
+        PILImages(images, transform),
+        batch_size=BATCH,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    model, opt = make_model()
+    criterion = NTXentLoss(temperature=0.5)
+    batches = iter(loader)
+
+    def step() -> None:
+        nonlocal batches
+        try:
+            x0, x1 = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x0, x1 = next(batches)
+        z0, z1 = model.project(x0), model.project(x1)
+        loss = criterion(z0, z1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return time_steps(step, steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per pipeline")
+    parser.add_argument("--out", default="bench/results/simclr_step.json")
+    args = parser.parse_args()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    images, source = load_images()
+
+    # the two losses agree, so the pipelines train the same objective
+    z0, z1 = torch.randn(BATCH, 128), torch.randn(BATCH, 128)
+    from lightly.loss import NTXentLoss
+
+    gap = (nt_xent_loss(z0, z1, 0.5) - NTXentLoss(temperature=0.5)(z0, z1)).abs().item()
+
+    rows = [
+        {
+            "pipeline": "sslbook (tensor augmentation)",
+            "workers": 0,
+            "s_per_step": sslbook_seconds_per_step(images, args.steps),
+        }
+    ]
+    for workers in (0, 2):
+        rows.append(
+            {
+                "pipeline": "lightly (SimCLRTransform + DataLoader)",
+                "workers": workers,
+                "s_per_step": lightly_seconds_per_step(images, args.steps, workers),
+            }
+        )
+    for row in rows:
+        row["images_per_s"] = round(BATCH / row["s_per_step"], 1)
+        row["s_per_step"] = round(row["s_per_step"], 3)
+    best_lightly = max(r["images_per_s"] for r in rows[1:])
+    ratio = rows[0]["images_per_s"] / best_lightly
+
+    print(
+        f"Data: {source}. Batch {BATCH} images (two views each), "
+        f"{profile('cpu').backbone} width {profile('cpu').width}, torch threads "
+        f"{torch.get_num_threads()}, load average before {load_before:.1f}.\n"
+    )
+    print("| pipeline | DataLoader workers | s/step | images/s |\n|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['pipeline']} | {r['workers']} | {r['s_per_step']} | {r['images_per_s']:,} |")
+    met = "met" if ratio >= TARGET else "NOT met"
+    print(
+        f"\nsslbook / best lightly: {ratio:.2f}x (target >= {TARGET}x: {met}); "
+        f"NT-Xent values differ by {gap:.2e}"
+    )
+    payload = {
+        "benchmark": "SimCLR training step on CPU, sslbook vs lightly",
+        "data": source,
+        "batch_size": BATCH,
+        "rows": rows,
+        "ratio": round(ratio, 2),
+        "target": TARGET,
+        "target_met": ratio >= TARGET,
+        "loss_difference": gap,
+        "load_average": [load_before, os.getloadavg()[0]],
+        "provenance": provenance(device="cpu", started=started),
+    }
+    print(f"wrote {write_json(args.out, payload)}")
+
+
+if __name__ == "__main__":
+    main()
