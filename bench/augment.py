@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
+from images import load_images  # bench/images.py
 from PIL import Image
 from torchvision import transforms as T
 
@@ -29,16 +28,6 @@ from sslbook.provenance import provenance, write_json
 
 TARGET = 5.0  # sslbook images/s per core over the PIL pipeline's
 BATCH = 512  # source images per sslbook call (1024 views)
-
-
-def load_images(n: int = 10_000) -> tuple[np.ndarray, str]:
-    """CIFAR-10 training images, uint8 [N, 32, 32, 3]; random ones without the offline copy."""
-    path = Path(os.environ.get("SSLBOOK_DATA", "")) / "cifar10" / "cifar10-train-0.npz"
-    if os.environ.get("SSLBOOK_DATA") and path.exists():
-        return np.load(path)["images"][:n], f"CIFAR-10 ({path.name})"
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-    return images, "random uint8 images (no $SSLBOOK_DATA/cifar10/cifar10-train-0.npz)"
 
 
 def pil_pipeline() -> T.Compose:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from images import load_images  # bench/images.py
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -35,15 +35,6 @@ from sslbook.provenance import provenance, write_json
 
 TARGET = 1.3
 BATCH = 256
-
-
-def load_images(n: int = 10_000) -> tuple[np.ndarray, str]:
-    """CIFAR-10 training images, uint8 [N, 32, 32, 3]; random ones without the offline copy."""
-    path = Path(os.environ.get("SSLBOOK_DATA", "")) / "cifar10" / "cifar10-train-0.npz"
-    if os.environ.get("SSLBOOK_DATA") and path.exists():
-        return np.load(path)["images"][:n], f"CIFAR-10 ({path.name})"
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), "random uint8 images"
 
 
 def make_model(seed: int = 0) -> tuple[SimCLR, torch.optim.Optimizer]:
