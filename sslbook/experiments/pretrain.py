@@ -25,6 +25,7 @@ from ..methods import BYOL, MoCo, SimCLR, SimSiam
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
+from .baselines import load_splits, protocol
 
 __all__ = [
     "METHODS",
@@ -150,11 +151,7 @@ def evaluate_method(
     device = next(encoder.parameters()).device
     f1 = extract_features(encoder, v1.to(device))
     f2 = extract_features(encoder, v2.to(device))
-    return {
-        "knn": knn_accuracy(
-            train_x, train.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature
-        ),
-        "linear": linear_probe(train_x, train.labels, test_x, test.labels, cfg.probe_epochs),
+    return protocol(cfg, train, test, train_x, test_x) | {
         "linear_projection_head": linear_probe(
             train_z, train.labels, test_z, test.labels, cfg.probe_epochs
         ),
@@ -165,8 +162,6 @@ def evaluate_method(
 
 def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
     """Pretrain and evaluate method ``name`` at the scale of ``cfg`` (``python -m sslbook.run``)."""
-    from .baselines import load_splits
-
     train, test = load_splits(cfg, device)
     method, history = pretrain(
         name, cfg, train, test, device, checkpoint_dir, eval_every=max(1, cfg.epochs // 10)
