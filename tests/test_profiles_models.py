@@ -41,6 +41,24 @@ def test_backbones_output_their_declared_dim(name, width, dim):
         net(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
 
 
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
+def test_channels_last_path_matches_the_default_layout(name, monkeypatch):
+    # The backbones compute in channels-last memory for speed; values and gradients must equal
+    # those of the default (NCHW) layout up to float rounding.
+    import sslbook.models.cnn as cnn
+
+    torch.manual_seed(0)
+    net, x = backbone(name, 16).double(), torch.rand(4, 3, 32, 32, dtype=torch.float64)
+    out = net(x)
+    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
+    monkeypatch.setattr(cnn, "_channels_last", lambda t: t.contiguous())
+    ref = net(x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+    torch.testing.assert_close(out, ref)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="expected one of small_cnn, resnet18"):
         backbone("vgg")

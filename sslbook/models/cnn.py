@@ -49,6 +49,14 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The same values stored pixel by pixel (NHWC): convolutions, batch norm and max-pool run
+    about 1.4x faster this way on a CPU (oneDNN) and use tensor cores directly on a GPU. Memory
+    format only; results match the default layout up to float rounding. See PyTorch's
+    "Channels Last Memory Format" tutorial."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False),
@@ -79,7 +87,7 @@ class SmallCNN(nn.Module):
         self.out_dim = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.normalize(x))  # (B, 4w, 4, 4)
+        x = self.features(_channels_last(self.normalize(x)))  # (B, 4w, 4, 4)
         return x.mean(dim=(2, 3))  # (B, 4w)
 
 
@@ -126,7 +134,7 @@ class ResNet(nn.Module):
         self.out_dim = c_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(self.normalize(x)))  # (B, 8w, H/8, W/8)
+        x = self.stages(self.stem(_channels_last(self.normalize(x))))  # (B, 8w, H/8, W/8)
         return x.mean(dim=(2, 3))  # (B, 8w)
 
 
