@@ -55,7 +55,7 @@ def test_channels_last_path_matches_the_default_layout(name, monkeypatch):
     ref = net(x)
     ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
     torch.testing.assert_close(out, ref)
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r)
 
 

@@ -30,3 +30,41 @@ def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
 def test_unknown_experiment_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment 'nope': expected one of"):
         run.run_experiment("nope", "smoke", tmp_path)
+
+
+def test_simclr_ablations_train_each_variant_and_report_the_protocol(monkeypatch, tmp_path):
+    import torch
+
+    from sslbook.data import ImageData
+    from sslbook.experiments import ablations
+    from sslbook.profiles import profile
+
+    g = torch.Generator().manual_seed(0)
+
+    def fake_splits(cfg, device=None):
+        make = lambda n: ImageData(  # noqa: E731
+            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.arange(n) % 10,
+            tuple("abcdefghij"),
+            "random images",
+        )
+        return make(128), make(64)
+
+    monkeypatch.setattr(ablations, "load_splits", fake_splits)
+    cfg = profile("smoke").with_(width=8, batch_size=64, epochs=2, probe_epochs=2, knn_k=10)
+    variants = {k: ablations.VARIANTS[k] for k in ("T=0.05", "crop only, T=0.5")}
+    result = ablations.run(cfg, "cpu", tmp_path, variants=variants)
+    assert result["epochs_per_variant"] == 1
+    assert [r["variant"] for r in result["rows"]] == list(variants)
+    assert [r["temperature"] for r in result["rows"]] == [0.05, 0.5]
+    augmentations = [r["augmentation"] for r in result["rows"]]
+    assert augmentations == ["full SimCLR recipe", "crop and flip only"]
+    for row in result["rows"]:
+        assert 0.0 <= row["knn"] <= 1.0 and 0.0 <= row["linear"] <= 1.0
+        assert row["knn_curve"]["epoch"] == [1] and len(row["knn_curve"]["knn"]) == 1
+    # each variant checkpoints in its own folder, so an interrupted run resumes per variant
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T=0.05", "crop-only-T=0.5"]
+    # the crop-only recipe really has no colour distortion
+    crop = ablations.VARIANTS["crop only, T=0.5"]["augment"]
+    assert crop.jitter_p == crop.grayscale_p == 0.0
+    assert ablations.ablation_epochs(profile("cpu")) == profile("cpu").epochs // 2

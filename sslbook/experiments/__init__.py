@@ -7,10 +7,12 @@ at smoke scale and plot the result files for the larger scales.
 
 from functools import partial
 
-from . import baselines, pretrain
+from . import ablations, baselines, pretrain
 
-EXPERIMENTS = {"baselines": baselines.run} | {
-    name: partial(pretrain.run, name) for name in pretrain.METHODS
-}
+EXPERIMENTS = (
+    {"baselines": baselines.run}
+    | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
+    | {"simclr_ablations": ablations.run}
+)
 
 __all__ = ["EXPERIMENTS"]
