@@ -35,6 +35,8 @@ class Profile:
     collapse_steps: int  # steps of the naive invariance objective (Principles chapter)
     knn_k: int = 200  # neighbours in the weighted kNN monitor (InstDisc, Wu et al. 2018)
     knn_temperature: float = 0.1  # temperature of the kNN vote weights
+    vit: str = "vit_mini"  # the MAE encoder: "vit_mini" (CPU) or "vit_tiny" (ViT-Tiny/4)
+    mae_batch_size: int = 64  # images per MAE step: a small ViT needs many steps, not big ones
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``cfg.with_(epochs=5)``."""
@@ -77,6 +79,8 @@ PROFILES: dict[str, Profile] = {
         supervised_epochs=100,
         probe_epochs=100,
         collapse_steps=1_000,
+        vit="vit_tiny",
+        mae_batch_size=512,
     ),
 }
 

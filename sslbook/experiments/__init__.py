@@ -7,12 +7,17 @@ at smoke scale and plot the result files for the larger scales.
 
 from functools import partial
 
-from . import ablations, baselines, pretrain
+from . import ablations, baselines, pretrain, reconstruction
 
 EXPERIMENTS = (
     {"baselines": baselines.run}
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
     | {"simclr_ablations": ablations.run}
+    | {
+        "autoencoder": reconstruction.run_autoencoder,
+        "denoising": reconstruction.run_denoising,
+        "mae": reconstruction.run_mae,
+    }
 )
 
 __all__ = ["EXPERIMENTS"]
