@@ -67,7 +67,7 @@ def test_masked_patch_error_averages_over_removed_patches_only():
     images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     whole = reconstruction.masked_patch_error(model, images)
     out = model.reconstruct(images, generator=torch.Generator().manual_seed(0))
-    assert whole["loss"] == pytest.approx(out["loss"].item(), rel=1e-5)
+    assert whole["held_out_loss"] == pytest.approx(out["loss"].item(), rel=1e-5)
 
 
 def test_mae_encoder_follows_the_profile():

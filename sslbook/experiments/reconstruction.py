@@ -153,7 +153,8 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
     knows nothing of a patch's pattern. Same masks for both (seeded).
 
     Returns:
-        {"loss": ..., "zero_loss": ...}, each averaged over the removed patches of all images
+        {"held_out_loss": ..., "zero_loss": ...}, each averaged over the removed patches of
+        all images (names that do not clash with the training loss in a History)
     """
     generator = torch.Generator(device=images.device).manual_seed(seed)
     loss = zero = count = 0.0
@@ -165,7 +166,7 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
         zero += (target.pow(2).mean(dim=-1) * mask).sum().item()
         loss += out["loss"].item() * mask.sum().item()
         count += mask.sum().item()
-    return {"loss": loss / count, "zero_loss": zero / count}
+    return {"held_out_loss": loss / count, "zero_loss": zero / count}
 
 
 def _evaluate(cfg: Profile, encoder: nn.Module, train: ImageData, test: ImageData) -> dict:
