@@ -34,6 +34,7 @@ $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt
 bench: $(BENCH_INSTALLED)
 	$(PY) bench/augment.py --out bench/results/augment.json
 	$(PY) bench/simclr_step.py --out bench/results/simclr_step.json
+	$(PY) bench/mae_step.py --out bench/results/mae_step.json
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check sslbook tests bench
