@@ -35,6 +35,7 @@ bench: $(BENCH_INSTALLED)
 	$(PY) bench/augment.py --out bench/results/augment.json
 	$(PY) bench/simclr_step.py --out bench/results/simclr_step.json
 	$(PY) bench/mae_step.py --out bench/results/mae_step.json
+	$(PY) bench/mlm_step.py --out bench/results/mlm_step.json
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check sslbook tests bench

@@ -18,6 +18,7 @@ __all__ = [
     "image_grid",
     "augmentation_gallery",
     "curves",
+    "attention_map",
     "similarity_heatmap",
     "tsne_scatter",
 ]
@@ -134,6 +135,30 @@ def similarity_heatmap(sim: torch.Tensor, title: str, ax=None, labels: Sequence[
     if labels is not None:
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
         ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def attention_map(weights: torch.Tensor, tokens: Sequence[str], title: str, ax=None):
+    """One head's attention weights: row i is how much token i attends to each token.
+
+    Shape:
+        weights: (T, T), rows summing to 1; tokens: T labels
+    """
+    if weights.ndim != 2 or weights.shape != (len(tokens), len(tokens)):
+        raise ValueError(
+            f"expected ({len(tokens)}, {len(tokens)}) weights for {len(tokens)} tokens, "
+            f"got {tuple(weights.shape)}"
+        )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+    else:
+        fig = ax.figure
+    ax.imshow(weights.detach().float().cpu(), cmap="Blues", vmin=0)
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
+    ax.set_xlabel("attended token")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

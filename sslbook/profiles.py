@@ -37,6 +37,11 @@ class Profile:
     knn_temperature: float = 0.1  # temperature of the kNN vote weights
     vit: str = "vit_mini"  # the MAE encoder: "vit_mini" (CPU) or "vit_tiny" (ViT-Tiny/4)
     mae_batch_size: int = 64  # images per MAE step: a small ViT needs many steps, not big ones
+    text_dim: int = 128  # width of the masked-LM Transformer (and of the LSTMs' embeddings)
+    text_depth: int = 2  # Transformer blocks of the masked-LM encoder
+    text_seq_len: int = 32  # tokens per sequence, [CLS] and [SEP] included
+    text_batch_size: int = 16  # sequences per step: the masked LM needs many small steps
+    text_epochs: int = 2  # passes over the Tiny Shakespeare training split
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``cfg.with_(epochs=5)``."""
@@ -55,6 +60,7 @@ PROFILES: dict[str, Profile] = {
         supervised_epochs=4,
         probe_epochs=15,
         collapse_steps=40,
+        text_epochs=2,
     ),
     "cpu": Profile(
         name="cpu",
@@ -67,6 +73,7 @@ PROFILES: dict[str, Profile] = {
         supervised_epochs=30,
         probe_epochs=100,
         collapse_steps=300,
+        text_epochs=30,
     ),
     "full": Profile(
         name="full",
@@ -81,6 +88,11 @@ PROFILES: dict[str, Profile] = {
         collapse_steps=1_000,
         vit="vit_tiny",
         mae_batch_size=512,
+        text_dim=256,
+        text_depth=4,
+        text_seq_len=128,
+        text_batch_size=32,
+        text_epochs=100,
     ),
 }
 

@@ -7,7 +7,7 @@ at smoke scale and plot the result files for the larger scales.
 
 from functools import partial
 
-from . import ablations, baselines, pretrain, reconstruction
+from . import ablations, baselines, mlm, pretrain, reconstruction
 
 EXPERIMENTS = (
     {"baselines": baselines.run}
@@ -17,6 +17,7 @@ EXPERIMENTS = (
         "autoencoder": reconstruction.run_autoencoder,
         "denoising": reconstruction.run_denoising,
         "mae": reconstruction.run_mae,
+        "mlm": mlm.run,
     }
 )
 
