@@ -127,7 +127,7 @@ def similarity_heatmap(sim: torch.Tensor, title: str, ax=None, labels: Sequence[
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
     else:
         fig = ax.figure
-    image = ax.imshow(sim.detach().float().cpu(), cmap="viridis", vmin=-1, vmax=1)
+    image = ax.imshow(sim.detach().float().cpu().numpy(), cmap="viridis", vmin=-1, vmax=1)
     fig.colorbar(image, ax=ax, label="cosine similarity")
     ax.set_title(title)
     ax.set_xlabel("view index")
@@ -154,7 +154,7 @@ def attention_map(weights: torch.Tensor, tokens: Sequence[str], title: str, ax=N
         fig, ax = plt.subplots(figsize=(5, 4.5))
     else:
         fig = ax.figure
-    ax.imshow(weights.detach().float().cpu(), cmap="Blues", vmin=0)
+    ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0)
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
     ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
     ax.set_xlabel("attended token")
