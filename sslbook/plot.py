@@ -57,7 +57,7 @@ def image_grid(
         for spine in ax.spines.values():
             spine.set_visible(False)
         if i < n:
-            ax.imshow(to_image(images[i]), interpolation="nearest")
+            ax.imshow(to_image(images[i]).numpy(), interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
     if row_labels is not None:
