@@ -20,6 +20,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .distributed import gather_with_grad, rank
+
 __all__ = [
     "check_temperature",
     "check_views",
@@ -63,7 +65,9 @@ def negative_cosine_similarity(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor
     return -F.cosine_similarity(p.float(), z.float(), dim=1).mean()
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather: bool = False
+) -> torch.Tensor:
     """SimCLR's normalized temperature-scaled cross-entropy ([0], Eq. 1), mean over 2N anchors.
 
     The 2N views ``cat(z1, z2)`` are the anchors. Anchor i's positive is its partner view of the
@@ -75,6 +79,9 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -
     Args:
         z1, z2: projections of the two views; row i of each comes from image i.
         temperature: T; 0.5 is SimCLR's choice for CIFAR-10 ([0], App. B.9).
+        gather: in a multi-process run, compare this rank's anchors with the views of every
+            rank (:func:`sslbook.distributed.gather_with_grad`), so the negatives are those of
+            the global batch, as in [0]; the identity in a single process.
 
     Shape:
         z1, z2: (N, D), any float dtype; return: scalar, float32
@@ -83,11 +90,18 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -
     check_temperature(temperature)
     n = z1.shape[0]
     with torch.autocast(z1.device.type, enabled=False):  # float32 logits, see the module doc
-        z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, D) on the unit sphere
-        logits = z @ z.T / temperature  # (2N, 2N), s_ik / T
-        self_pair = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-        logits = logits.masked_fill(self_pair, -math.inf)  # k != i
-        partner = torch.arange(2 * n, device=z.device).roll(n)  # (2N,), i -> i + N mod 2N
+        z1, z2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)  # unit sphere
+        anchors = torch.cat([z1, z2])  # (2N, D), this process's views
+        offset = 0
+        if gather:
+            z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # (M, D), M = N x processes
+            offset = rank() * n  # this process's rows among the M
+        m = z1.shape[0]
+        logits = anchors @ torch.cat([z1, z2]).T / temperature  # (2N, 2M), s_ik / T
+        own = torch.arange(n, device=z1.device) + offset  # the anchors' rows among the M
+        itself = torch.cat([own, own + m])  # (2N,) column of each anchor itself
+        logits = logits.masked_fill(F.one_hot(itself, 2 * m).bool(), -math.inf)  # k != i
+        partner = torch.cat([own + m, own])  # (2N,) column of each anchor's partner view
         return F.cross_entropy(logits, partner)
 
 

@@ -63,5 +63,5 @@ class SimCLR(nn.Module):
         x1, x2 = two_views(images, self.augment)  # 2 x (B, 3, H, W) float
         # One pass over both views, as in the official code: batch norm sees all 2B views.
         z1, z2 = self.project(torch.cat([x1, x2])).chunk(2)  # 2 x (B, proj_dim)
-        loss = nt_xent_loss(z1, z2, self.temperature)
+        loss = nt_xent_loss(z1, z2, self.temperature, gather=True)  # all processes' negatives
         return {"loss": loss, "std": embedding_std(z1.detach())}
