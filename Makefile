@@ -32,10 +32,7 @@ $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt
 	touch $(BENCH_INSTALLED)
 
 bench: $(BENCH_INSTALLED)
-	$(PY) bench/augment.py --out bench/results/augment.json
-	$(PY) bench/simclr_step.py --out bench/results/simclr_step.json
-	$(PY) bench/mae_step.py --out bench/results/mae_step.json
-	$(PY) bench/mlm_step.py --out bench/results/mlm_step.json
+	$(PY) bench/run_all.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check sslbook tests bench

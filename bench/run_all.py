@@ -1,0 +1,111 @@
+"""Run every benchmark, then print one summary table and write bench/results.json.
+
+    python bench/run_all.py [--only augment,simclr_step,...]
+
+Each benchmark script runs in its own process (so one's threads and caches do not affect the
+next), prints its own table and writes ``bench/results/<name>.json``. The summary holds one row
+per benchmark: the ratio it measures, its target and whether the target is met, with the
+hardware, torch version and git commit of this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sslbook.provenance import provenance, write_json
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ("augment", "simclr_step", "mae_step", "mlm_step")
+
+
+def summary_rows(name: str, result: dict) -> list[dict]:
+    """The headline ratio(s) of one benchmark's result file."""
+    if name == "augment":
+        return [
+            {
+                "benchmark": "augmentation, per CPU core",
+                "comparison": "sslbook batched vs torchvision per-image PIL",
+                "ratio": result["ratio_per_core"],
+                "target": result["target_ratio_per_core"],
+            }
+        ]
+    if name == "simclr_step":
+        return [
+            {
+                "benchmark": "SimCLR training step",
+                "comparison": "sslbook vs lightly's documented pipeline",
+                "ratio": result["ratio"],
+                "target": result["target"],
+            },
+            {
+                "benchmark": "SimCLR step, data pipeline only",
+                "comparison": "same forward passes as lightly (one per view)",
+                "ratio": result["ratio_same_forward"],
+                "target": None,
+            },
+        ]
+    if name == "mae_step":
+        return [
+            {
+                "benchmark": f"MAE step, {row['encoder']}",
+                "comparison": "encoder on visible patches vs on all patches",
+                "ratio": row["speedup"],
+                "target": result["target"],
+            }
+            for row in result["rows"]
+        ]
+    if name == "mlm_step":
+        acc = result["masked_token_accuracy"]
+        return [
+            {
+                "benchmark": "masked-LM training step",
+                "comparison": "sslbook vs transformers BertForMaskedLM "
+                f"(accuracy {acc['sslbook']:.3f} vs {acc['transformers']:.3f} "
+                f"after {result['quality_steps']} steps)",
+                "ratio": result["ratio"],
+                "target": result["target"],
+                "met": result["target_met"],
+            }
+        ]
+    raise ValueError(f"unknown benchmark {name!r}: expected one of {', '.join(BENCHMARKS)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}: expected some of {', '.join(BENCHMARKS)}")
+    started = time.perf_counter()
+    rows, results = [], {}
+    for name in names:
+        out = HERE / "results" / f"{name}.json"
+        print(f"\n## {name}\n", flush=True)
+        subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--out", str(out)], check=True)
+        results[name] = json.loads(out.read_text())
+        rows += summary_rows(name, results[name])
+    for row in rows:
+        row.setdefault("met", None if row["target"] is None else row["ratio"] >= row["target"])
+
+    print("\n## Summary\n\n| benchmark | comparison | ratio | target | met |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        target = "-" if r["target"] is None else f"≥ {r['target']}x"
+        met = {True: "yes", False: "no", None: "-"}[r["met"]]
+        print(f"| {r['benchmark']} | {r['comparison']} | {r['ratio']:.2f}x | {target} | {met} |")
+    payload = {"summary": rows, "benchmarks": results}
+    payload["provenance"] = provenance("python bench/run_all.py", "cpu", started)
+    print(f"\nwrote {write_json(args.out, payload)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
