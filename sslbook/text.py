@@ -214,8 +214,11 @@ def bert_mask(
     """BERT's corruption ([0] §3.1): pick 15 % of each sequence's ordinary tokens as targets;
     of those, 80 % become ``[MASK]``, 10 % a random ordinary token, 10 % stay unchanged.
 
-    Each sequence gets exactly ``max(1, round(mask_prob * n))`` targets among its ``n``
-    non-special tokens (as BERT's ``create_pretraining_data.py``). Special and padding tokens
+    Each sequence gets exactly ``k`` targets among its ``n`` non-special tokens, at least one,
+    with ``k = floor(mask_prob * n + u)``, ``u ~ U(0, 1)``: a random rounding whose mean is
+    exactly ``mask_prob * n``. BERT's ``create_pretraining_data.py`` rounds to the nearest
+    integer instead, harmless for its 128- and 512-token sequences but biased for short ones
+    (15 % of a 30-word window rounds to 4 words, 13.3 %). Special and padding tokens
     are never selected, and random replacements are never special (one may equal the original,
     as in BERT). Calling this on every batch gives RoBERTa's dynamic masking ([1] §4.1).
     ``generator`` must live on ``ids``' device.
@@ -242,7 +245,8 @@ def bert_mask(
     noise = torch.rand(ids.shape, generator=generator, device=ids.device)
     rank = noise.masked_fill(~eligible, 2.0).argsort(-1).argsort(-1)  # ineligible rank last
     n = eligible.sum(-1, keepdim=True)  # (B, 1)
-    k = torch.minimum((n * mask_prob).round().clamp_min(1), n)  # 15 % from BERT §3.1
+    u = torch.rand(n.shape, generator=generator, device=ids.device)  # random rounding
+    k = torch.minimum((n * mask_prob + u).floor().clamp_min(1), n)  # 15 % from BERT §3.1
     selected = rank < k  # (B, T)
 
     # 2) corrupt: 80 % [MASK], 10 % random token, 10 % unchanged (BERT §3.1)

@@ -180,6 +180,10 @@ def _check_bert_mask_statistics(ids, vocab_size, special_ids, seed=0):
     assert torch.equal(inputs[~selected], ids[~selected])
     assert selected.sum() / eligible.sum() == pytest.approx(0.15, abs=0.005)
     assert (selected.sum(1) >= 1)[eligible.any(1)].all()
+    # each sequence: 15 % of its ordinary tokens rounded down or up (at least one)
+    k, share = selected.sum(1), 0.15 * eligible.sum(1)
+    ok = (k == share.floor()) | (k == share.ceil()) | ((k == 1) & (share < 1))
+    assert ok[eligible.any(1)].all()
     masked = inputs[selected] == MASK_ID
     unchanged = inputs[selected] == ids[selected]
     replaced = ~masked & ~unchanged
@@ -207,6 +211,14 @@ def test_bert_mask_statistics_on_synthetic_batch():
     other = _check_bert_mask_statistics(ids, vocab_size, SPECIAL_IDS, seed=1)
     assert torch.equal(again[0], inputs) and torch.equal(again[1], labels)
     assert not torch.equal(other[1], labels)
+
+
+def test_bert_mask_rate_is_unbiased_on_short_sequences():
+    # 30 ordinary tokens per sequence: rounding 4.5 to the nearest integer would give 13.3 %
+    vocab_size, g = 50, torch.Generator().manual_seed(2)
+    ids = torch.randint(len(SPECIAL_IDS), vocab_size, (4000, 32), generator=g)
+    ids[:, 0], ids[:, -1] = CLS_ID, SEP_ID
+    _check_bert_mask_statistics(ids, vocab_size, SPECIAL_IDS)
 
 
 def test_bert_mask_statistics_on_tiny_shakespeare(shakespeare):
