@@ -20,9 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..augment import SimCLRAugment
-from ..evaluate import extract_features
 from ..profiles import Profile
-from .baselines import load_splits, protocol
+from .baselines import describe_splits, encoder_protocol, load_splits
 from .pretrain import pretrain
 
 __all__ = ["VARIANTS", "ablation_epochs", "run"]
@@ -68,13 +67,7 @@ def run(
             train_changes={"epochs": epochs},
             **kwargs,
         )
-        scores = protocol(
-            cfg,
-            train,
-            test,
-            extract_features(method.encoder, train.images),
-            extract_features(method.encoder, test.images),
-        )
+        scores = encoder_protocol(cfg, method.encoder, train, test)
         curve = history.series("knn", level="epochs")
         augment = "crop and flip only" if "augment" in kwargs else "full SimCLR recipe"
         rows.append(
@@ -91,8 +84,5 @@ def run(
         "method": "simclr",
         "epochs_per_variant": epochs,
         "rows": rows,
-        "data": {
-            "train": f"{len(train)} images from {train.source}",
-            "test": f"{len(test)} images from {test.source}",
-        },
+        "data": describe_splits(train, test),
     }

@@ -23,6 +23,8 @@ from ..train import TrainConfig, fit
 __all__ = [
     "load_splits",
     "protocol",
+    "encoder_protocol",
+    "describe_splits",
     "raw_pixel_features",
     "random_encoder",
     "train_supervised",
@@ -54,6 +56,25 @@ def protocol(
         temperature=cfg.knn_temperature,
         probe_epochs=cfg.probe_epochs,
     )
+
+
+def encoder_protocol(cfg: Profile, encoder, train: ImageData, test: ImageData) -> dict[str, float]:
+    """:func:`protocol` on the frozen features of ``encoder`` for both splits."""
+    return protocol(
+        cfg,
+        train,
+        test,
+        extract_features(encoder, train.images),
+        extract_features(encoder, test.images),
+    )
+
+
+def describe_splits(train: ImageData, test: ImageData) -> dict[str, str]:
+    """The ``"data"`` entry of a result file: how many images, and where they came from."""
+    return {
+        "train": f"{len(train)} images from {train.source}",
+        "test": f"{len(test)} images from {test.source}",
+    }
 
 
 def raw_pixel_features(data: ImageData) -> torch.Tensor:
@@ -132,9 +153,6 @@ def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> 
     )
     return {
         "rows": rows,
-        "data": {
-            "train": f"{len(train)} images from {train.source}",
-            "test": f"{len(test)} images from {test.source}",
-        },
+        "data": describe_splits(train, test),
         "supervised_history": history.to_dict(),
     }

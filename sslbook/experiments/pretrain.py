@@ -25,7 +25,7 @@ from ..methods import BYOL, MoCo, SimCLR, SimSiam
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
-from .baselines import load_splits, protocol
+from .baselines import describe_splits, load_splits, protocol
 
 __all__ = [
     "METHODS",
@@ -172,9 +172,6 @@ def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None 
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
         "metrics": evaluate_method(method, cfg, train, test),
         "images_per_s": sum(speeds) / len(speeds),
-        "data": {
-            "train": f"{len(train)} images from {train.source}",
-            "test": f"{len(test)} images from {test.source}",
-        },
+        "data": describe_splits(train, test),
         "history": history.to_dict(),
     }

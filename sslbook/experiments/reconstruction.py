@@ -16,17 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import to_float
 from ..data import ImageData
-from ..evaluate import extract_features
 from ..methods import MAE, ConvAutoencoder
 from ..models.vit import ViT, vit_mini, vit_tiny
 from ..profiles import Profile
 from ..train import TrainConfig, fit
-from .baselines import load_splits, protocol
+from .baselines import describe_splits, encoder_protocol, load_splits
 
 __all__ = [
     "BOTTLENECKS",
@@ -169,21 +167,8 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
     return {"held_out_loss": loss / count, "zero_loss": zero / count}
 
 
-def _evaluate(cfg: Profile, encoder: nn.Module, train: ImageData, test: ImageData) -> dict:
-    train_x = extract_features(encoder, train.images)
-    test_x = extract_features(encoder, test.images)
-    return protocol(cfg, train, test, train_x, test_x)
-
-
 def _folder(checkpoint_dir, name: str) -> Path | None:
     return None if checkpoint_dir is None else Path(checkpoint_dir) / name
-
-
-def _data(train: ImageData, test: ImageData) -> dict:
-    return {
-        "train": f"{len(train)} images from {train.source}",
-        "test": f"{len(test)} images from {test.source}",
-    }
 
 
 def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=BOTTLENECKS):
@@ -193,7 +178,7 @@ def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=
     random_init = ConvAutoencoder(cfg.width, 128).to(device)
     rows = [
         {"model": "random init", "bottleneck": 128}
-        | _evaluate(cfg, random_init.encoder, train, test)
+        | encoder_protocol(cfg, random_init.encoder, train, test)
     ]
     rows[0]["mse"] = reconstruction_error(random_init, test.images)
     for size in bottlenecks:
@@ -206,14 +191,14 @@ def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=
                 "bottleneck": size,
                 "mse": reconstruction_error(model, test.images),
             }
-            | _evaluate(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
         )
     return {
         "width": cfg.width,
         "mean_image_mse": mean_image_error(train, test),
         "rows": rows,
-        "data": _data(train, test),
+        "data": describe_splits(train, test),
     }
 
 
@@ -232,7 +217,7 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
         )
         rows.append(
             {"noise_std": std, "mse": reconstruction_error(model, test.images)}
-            | _evaluate(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
         )
     return {
@@ -240,7 +225,7 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
         "bottleneck": 128,
         "mean_image_mse": mean_image_error(train, test),
         "rows": rows,
-        "data": _data(train, test),
+        "data": describe_splits(train, test),
     }
 
 
@@ -249,7 +234,7 @@ def run_mae(cfg: Profile, device=None, checkpoint_dir=None, mask_ratios=MASK_RAT
     train, test = load_splits(cfg, device)
     torch.manual_seed(0)
     random_vit = mae_encoder(cfg).to(device)
-    rows = [{"model": "random init"} | _evaluate(cfg, random_vit, train, test)]
+    rows = [{"model": "random init"} | encoder_protocol(cfg, random_vit, train, test)]
     for ratio in mask_ratios:
         model, history = train_mae(
             cfg, train, ratio, device, checkpoint_dir=_folder(checkpoint_dir, f"mask{ratio}")
@@ -257,11 +242,11 @@ def run_mae(cfg: Profile, device=None, checkpoint_dir=None, mask_ratios=MASK_RAT
         rows.append(
             {"model": "MAE", "mask_ratio": ratio}
             | masked_patch_error(model, test.images)
-            | _evaluate(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test)
             | {"loss_curve": dict(zip(("step", "loss"), history.series("loss"), strict=True))}
         )
     return {
         "encoder": f"{cfg.vit}, 4x4 patches, [CLS] feature ({random_vit.out_dim}-d)",
         "rows": rows,
-        "data": _data(train, test),
+        "data": describe_splits(train, test),
     }
