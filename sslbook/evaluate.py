@@ -23,6 +23,8 @@ __all__ = [
     "knn_accuracy",
     "linear_probe",
     "evaluate_features",
+    "label_subset",
+    "label_efficiency",
     "alignment",
     "uniformity",
     "embedding_std",
@@ -165,6 +167,51 @@ def evaluate_features(
         "knn": knn_accuracy(train_x, train_y, test_x, test_y, k, temperature),
         "linear": linear_probe(train_x, train_y, test_x, test_y, epochs=probe_epochs),
     }
+
+
+def label_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+    """Indices of a class-balanced ``fraction`` of ``labels``: the labelled part of a study.
+
+    Each class keeps ``round(fraction * count)`` of its examples, at least one, drawn with a
+    seeded permutation, so every method in a comparison sees the same labelled images.
+
+    Shape:
+        labels: (N,) int64; return: (about fraction * N,) int64, sorted
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"expected a label fraction in (0, 1], got {fraction}")
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    cpu = labels.cpu()
+    keep = []
+    for c in cpu.unique():
+        members = (cpu == c).nonzero().squeeze(1)
+        count = max(1, round(fraction * len(members)))
+        keep.append(members[torch.randperm(len(members), generator=g)[:count]])
+    return torch.cat(keep).sort().values.to(labels.device)
+
+
+def label_efficiency(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    fractions: tuple[float, ...] = (0.01, 0.1),
+    epochs: int = 100,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Linear-probe accuracy on all of ``test`` with only ``fraction`` of the training labels.
+
+    The probe sees the features and labels of :func:`label_subset` only; the representation was
+    learned without labels (or, for a supervised network, with whatever it was trained on).
+    Returns ``{str(fraction): accuracy}``.
+    """
+    scores = {}
+    for fraction in fractions:
+        idx = label_subset(train_y, fraction, seed)
+        scores[str(fraction)] = linear_probe(
+            train_x[idx], train_y[idx], test_x, test_y, epochs=epochs, seed=seed
+        )
+    return scores
 
 
 def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:

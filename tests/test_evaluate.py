@@ -9,6 +9,8 @@ from sslbook.evaluate import (
     embedding_std,
     knn_accuracy,
     knn_predict,
+    label_efficiency,
+    label_subset,
     linear_probe,
     uniformity,
 )
@@ -90,3 +92,31 @@ def test_nearest_neighbours_match_a_full_sort():
     assert torch.equal(got, cos.argsort(dim=1, descending=True)[:, :5])
     with pytest.raises(ValueError, match=r"expected features \(M, D\) and \(N, D\)"):
         nearest_neighbours(query, torch.randn(5, 3))
+
+
+def test_label_subset_is_class_balanced_seeded_and_at_least_one_per_class():
+    labels = torch.cat([torch.full((300,), 0), torch.full((100,), 1), torch.full((5,), 2)])
+    idx = label_subset(labels, 0.1, seed=3)
+    counts = torch.bincount(labels[idx], minlength=3).tolist()
+    assert counts == [30, 10, 1]  # round(0.1 * 5) = 0 becomes 1: no class vanishes
+    assert len(set(idx.tolist())) == len(idx)
+    assert torch.equal(idx, label_subset(labels, 0.1, seed=3))
+    assert not torch.equal(idx, label_subset(labels, 0.1, seed=4))
+    assert len(label_subset(labels, 1.0)) == len(labels)
+    with pytest.raises(ValueError, match=r"label fraction in \(0, 1\], got 0"):
+        label_subset(labels, 0)
+
+
+def test_label_efficiency_probes_only_the_labelled_subset():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 8, generator=g) * 4
+    train_y, test_y = torch.arange(4).repeat(250), torch.arange(4).repeat(50)
+    train_x = centers[train_y] + torch.randn(1000, 8, generator=g)
+    test_x = centers[test_y] + torch.randn(200, 8, generator=g)
+    scores = label_efficiency(train_x, train_y, test_x, test_y, fractions=(0.01, 1.0), epochs=30)
+    assert set(scores) == {"0.01", "1.0"}
+    idx = label_subset(train_y, 0.01)
+    assert len(idx) == 8  # 0.01 x 250 = 2.5 rounds (to even) to 2 per class
+    assert scores["0.01"] == linear_probe(train_x[idx], train_y[idx], test_x, test_y, epochs=30)
+    assert scores["1.0"] == linear_probe(train_x, train_y, test_x, test_y, epochs=30)
+    assert scores["0.01"] > 0.9  # a few labels suffice when the features separate the classes

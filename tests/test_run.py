@@ -68,3 +68,39 @@ def test_simclr_ablations_train_each_variant_and_report_the_protocol(monkeypatch
     crop = ablations.VARIANTS["crop only, T=0.5"]["augment"]
     assert crop.jitter_p == crop.grayscale_p == 0.0
     assert ablations.ablation_epochs(profile("cpu")) == profile("cpu").epochs // 2
+
+
+def test_few_labels_trains_on_the_labelled_subset_for_the_full_step_budget(monkeypatch, tmp_path):
+    import torch
+
+    from sslbook.data import ImageData
+    from sslbook.experiments import baselines
+    from sslbook.profiles import profile
+
+    g = torch.Generator().manual_seed(0)
+
+    def fake_splits(cfg, device=None):
+        make = lambda n: ImageData(  # noqa: E731
+            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.arange(n) % 10,
+            tuple("abcdefghij"),
+            "random images",
+        )
+        return make(200), make(40)
+
+    monkeypatch.setattr(baselines, "load_splits", fake_splits)
+    cfg = profile("smoke").with_(
+        width=8, batch_size=50, supervised_epochs=2, probe_epochs=2, knn_k=10
+    )
+    result = baselines.run_few_labels(cfg, "cpu", tmp_path, fractions=(0.1, 0.5))
+    assert result["fractions"] == ["0.1", "0.5", "1.0"]
+    names = [r["representation"] for r in result["rows"]]
+    assert names[0] == "raw pixels" and names[1].startswith("random-init")
+    assert set(result["rows"][0]) == {"representation", "0.1", "0.5", "1.0"}
+    assert set(result["rows"][2]) == {"representation", "0.1", "0.5"}
+    full_steps = 2 * (200 // 50)
+    runs = result["supervised_runs"]
+    assert [r["labelled_images"] for r in runs] == [20, 100]  # 2 and 10 per class
+    # 20 images: one step per epoch at batch 20; 100 images: two steps per epoch at batch 50
+    assert [(r["epochs"], r["steps"]) for r in runs] == [(full_steps, full_steps), (4, full_steps)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels0.1", "labels0.5"]

@@ -10,7 +10,7 @@ from functools import partial
 from . import ablations, baselines, mlm, pretrain, reconstruction
 
 EXPERIMENTS = (
-    {"baselines": baselines.run}
+    {"baselines": baselines.run, "few_labels": baselines.run_few_labels}
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
     | {"simclr_ablations": ablations.run}
     | {

@@ -14,13 +14,20 @@ import torch
 
 from ..augment import to_float
 from ..data import ImageData, cifar10
-from ..evaluate import evaluate_features, extract_features
+from ..evaluate import (
+    evaluate_features,
+    extract_features,
+    label_efficiency,
+    label_subset,
+    linear_probe,
+)
 from ..methods import Supervised
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
 
 __all__ = [
+    "LABEL_FRACTIONS",
     "load_splits",
     "protocol",
     "encoder_protocol",
@@ -29,7 +36,10 @@ __all__ = [
     "random_encoder",
     "train_supervised",
     "run",
+    "run_few_labels",
 ]
+
+LABEL_FRACTIONS = (0.01, 0.1)  # the few-label probes every result row records, next to 100 %
 
 
 def load_splits(cfg: Profile, device=None) -> tuple[ImageData, ImageData]:
@@ -40,14 +50,22 @@ def load_splits(cfg: Profile, device=None) -> tuple[ImageData, ImageData]:
 
 
 def protocol(
-    cfg: Profile, train: ImageData, test: ImageData, train_x: torch.Tensor, test_x: torch.Tensor
-) -> dict[str, float]:
-    """The book's frozen-feature protocol at the profile's settings: kNN and linear-probe accuracy.
+    cfg: Profile,
+    train: ImageData,
+    test: ImageData,
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    fractions: tuple[float, ...] = LABEL_FRACTIONS,
+) -> dict:
+    """The book's frozen-feature protocol at the profile's settings.
+
+    Returns kNN and linear-probe accuracy, and under ``"label_fractions"`` the linear probe trained
+    on ``fractions`` (1 % and 10 %) of the training labels (class-balanced, seeded) next to 100 %.
 
     Shape:
         train_x: (len(train), D), test_x: (len(test), D) features of the two splits
     """
-    return evaluate_features(
+    scores = evaluate_features(
         train_x,
         train.labels,
         test_x,
@@ -56,9 +74,19 @@ def protocol(
         temperature=cfg.knn_temperature,
         probe_epochs=cfg.probe_epochs,
     )
+    few = label_efficiency(
+        train_x, train.labels, test_x, test.labels, fractions, epochs=cfg.probe_epochs
+    )
+    return scores | {"label_fractions": few | {"1.0": scores["linear"]}}
 
 
-def encoder_protocol(cfg: Profile, encoder, train: ImageData, test: ImageData) -> dict[str, float]:
+def encoder_protocol(
+    cfg: Profile,
+    encoder,
+    train: ImageData,
+    test: ImageData,
+    fractions: tuple[float, ...] = LABEL_FRACTIONS,
+) -> dict:
     """:func:`protocol` on the frozen features of ``encoder`` for both splits."""
     return protocol(
         cfg,
@@ -66,6 +94,7 @@ def encoder_protocol(cfg: Profile, encoder, train: ImageData, test: ImageData) -
         test,
         extract_features(encoder, train.images),
         extract_features(encoder, test.images),
+        fractions,
     )
 
 
@@ -99,16 +128,17 @@ def train_supervised(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     seed: int = 0,
+    **changes,
 ):
     """Train the profile's backbone with labels (cross-entropy, crop and flip).
 
     SGD with momentum 0.9, peak learning rate 0.1 with one warmup epoch and cosine decay, weight
-    decay 5e-4: the usual CIFAR recipe. Returns ``(method, history)``; ``method.encoder`` is the
-    trained backbone.
+    decay 5e-4: the usual CIFAR recipe. ``changes`` go to the TrainConfig. Returns
+    ``(method, history)``; ``method.encoder`` is the trained backbone.
     """
     torch.manual_seed(seed)
     method = Supervised(backbone(cfg.backbone, cfg.width), num_classes=len(train.classes))
-    config = TrainConfig(
+    settings = dict(
         epochs=cfg.supervised_epochs,
         batch_size=cfg.batch_size,
         optimizer="sgd",
@@ -119,6 +149,7 @@ def train_supervised(
         checkpoint_dir=checkpoint_dir,
         progress=progress,
     )
+    config = TrainConfig(**(settings | changes))
     history = fit(
         method, lambda m, batch: m(*batch), (train.images, train.labels), config, device=device
     )
@@ -155,4 +186,72 @@ def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> 
         "rows": rows,
         "data": describe_splits(train, test),
         "supervised_history": history.to_dict(),
+    }
+
+
+def _labelled(train: ImageData, fraction: float, seed: int = 0) -> ImageData:
+    idx = label_subset(train.labels, fraction, seed)
+    return ImageData(train.images[idx], train.labels[idx], train.classes, train.source)
+
+
+def run_few_labels(
+    cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, fractions=LABEL_FRACTIONS
+) -> dict:
+    """What a few labels buy without self-supervision: the supervised network trained on them.
+
+    For each fraction, the backbone is trained from scratch with labels on the class-balanced
+    subset that the few-label probes of :func:`protocol` use, for as many optimizer steps as the
+    network trained on all labels (:func:`run`), then read out like every other representation:
+    a linear probe on its frozen features, fitted on the same labelled subset. Raw pixels and the
+    random-init network are reported at the same fractions.
+    """
+    train, test = load_splits(cfg, device)
+    full_steps = cfg.supervised_epochs * (len(train) // cfg.batch_size)
+    raw_x = raw_pixel_features(train), raw_pixel_features(test)
+    raw = protocol(cfg, train, test, *raw_x, fractions)
+    encoder = random_encoder(cfg, device=device)
+    rows = [
+        {"representation": "raw pixels"} | raw["label_fractions"],
+        {"representation": f"random-init {cfg.backbone}"}
+        | encoder_protocol(cfg, encoder, train, test, fractions)["label_fractions"],
+    ]
+    supervised = {"representation": f"supervised {cfg.backbone}, trained on the labelled part"}
+    runs = []
+    for fraction in fractions:
+        labelled = _labelled(train, fraction)
+        batch_size = min(cfg.batch_size, len(labelled))
+        steps_per_epoch = len(labelled) // batch_size
+        epochs = max(1, round(full_steps / steps_per_epoch))
+        method, history = train_supervised(
+            cfg,
+            labelled,
+            device,
+            Path(checkpoint_dir) / f"labels{fraction}" if checkpoint_dir else None,
+            batch_size=batch_size,
+            epochs=epochs,
+            warmup_epochs=min(epochs / 4, max(1.0, 0.03 * epochs)),
+            checkpoint_every=max(1, epochs // 10),
+            log_every=max(1, full_steps // 50),
+        )
+        train_x = extract_features(method.encoder, labelled.images)
+        test_x = extract_features(method.encoder, test.images)
+        supervised[str(fraction)] = linear_probe(
+            train_x, labelled.labels, test_x, test.labels, epochs=cfg.probe_epochs
+        )
+        runs.append(
+            {
+                "fraction": fraction,
+                "labelled_images": len(labelled),
+                "epochs": epochs,
+                "steps": epochs * steps_per_epoch,
+                "final_train_accuracy": history.steps[-1]["accuracy"],
+            }
+        )
+    rows.append(supervised)
+    return {
+        "fractions": [*map(str, fractions), "1.0"],
+        "rows": rows,
+        "supervised_runs": runs,
+        "note": "the 1.0 column of the supervised network is in the baselines result file",
+        "data": describe_splits(train, test),
     }

@@ -132,7 +132,7 @@ def _projections(method: nn.Module, images: torch.Tensor, batch_size: int = 512)
 
 def evaluate_method(
     method: nn.Module, cfg: Profile, train: ImageData, test: ImageData, seed: int = 0
-) -> dict[str, float]:
+) -> dict:
     """The book's protocol on a pretrained method, plus what the chapters discuss.
 
     Returns kNN and linear-probe accuracy of the backbone features, the linear probe on the

@@ -167,6 +167,12 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
     return {"held_out_loss": loss / count, "zero_loss": zero / count}
 
 
+def _speed(history) -> dict[str, float]:
+    """Mean training throughput of a run, for the comparison across methods."""
+    speeds = [r["images_per_s"] for r in history.steps]
+    return {"images_per_s": sum(speeds) / len(speeds)}
+
+
 def _folder(checkpoint_dir, name: str) -> Path | None:
     return None if checkpoint_dir is None else Path(checkpoint_dir) / name
 
@@ -193,6 +199,7 @@ def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=
             }
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
+            | _speed(history)
         )
     return {
         "width": cfg.width,
@@ -219,6 +226,7 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
             {"noise_std": std, "mse": reconstruction_error(model, test.images)}
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
+            | _speed(history)
         )
     return {
         "width": cfg.width,
@@ -244,6 +252,7 @@ def run_mae(cfg: Profile, device=None, checkpoint_dir=None, mask_ratios=MASK_RAT
             | masked_patch_error(model, test.images)
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"loss_curve": dict(zip(("step", "loss"), history.series("loss"), strict=True))}
+            | _speed(history)
         )
     return {
         "encoder": f"{cfg.vit}, 4x4 patches, [CLS] feature ({random_vit.out_dim}-d)",
