@@ -3,7 +3,9 @@
     python -m sslbook.run baselines --profile cpu
 
 writes ``results/baselines-cpu.json``: the measured numbers plus their provenance (command, git
-commit, profile, hardware, wall time, library versions). Long runs checkpoint under
+commit, profile, hardware, wall time, library versions). ``python -m sslbook.run all --profile
+cpu`` runs every experiment in turn and so regenerates every result file the book reads at that
+profile. Long runs checkpoint under
 ``--checkpoint-dir`` (default ``checkpoints/<name>-<profile>``) and continue from there when
 started again, e.g. after a Colab disconnect.
 """
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sslbook.run", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    parser.add_argument("experiment", choices=["all", *sorted(EXPERIMENTS)])
     parser.add_argument("--profile", default=None, choices=sorted(PROFILES))
     parser.add_argument(
         "--out", default=str(REPO_ROOT / "results"), help="folder for the JSON file"
@@ -67,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-dir", default=None, help="where checkpoints go")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     args = parser.parse_args(argv)
-    path = run_experiment(
-        args.experiment, args.profile or profile().name, args.out, args.checkpoint_dir, args.device
-    )
-    print(f"wrote {path}")
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    if args.checkpoint_dir is not None and len(names) > 1:
+        parser.error("--checkpoint-dir names one experiment's folder; it cannot be used with all")
+    for name in names:
+        path = run_experiment(
+            name, args.profile or profile().name, args.out, args.checkpoint_dir, args.device
+        )
+        print(f"wrote {path}", flush=True)
     return 0
 
 

@@ -27,6 +27,23 @@ def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
     assert result["settings"]["train_size"] == 4000
 
 
+def test_all_runs_every_experiment_in_turn(tmp_path, monkeypatch):
+    calls = []
+    fake = {
+        name: (lambda cfg, device, checkpoint_dir, name=name: calls.append(name) or {"x": name})
+        for name in ("one", "two")
+    }
+    monkeypatch.setattr(run, "EXPERIMENTS", fake)
+    assert run.main(["all", "--profile", "smoke", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert calls == ["one", "two"]
+    for name in calls:
+        result = json.loads((tmp_path / f"{name}-smoke.json").read_text())
+        assert result["x"] == name
+        assert result["provenance"]["command"] == f"python -m sslbook.run {name} --profile smoke"
+    with pytest.raises(SystemExit):
+        run.main(["all", "--checkpoint-dir", str(tmp_path)])
+
+
 def test_unknown_experiment_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown experiment 'nope': expected one of"):
         run.run_experiment("nope", "smoke", tmp_path)
