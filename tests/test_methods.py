@@ -300,3 +300,23 @@ def test_the_article_contrastive_model_is_a_classifier_that_needs_labels():
     logits = model(torch.rand(4, 3, 32, 32))
     assert logits.shape == (4, 10)  # one score per class, not an embedding to compare
     assert model.fc.in_features == 256 * 4 * 4
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_simclr_batch_norm_sees_both_views_or_one_at_a_time(joint):
+    from sslbook.losses import nt_xent_loss
+
+    torch.manual_seed(0)
+    x = images(6)
+    x1, x2 = to_float(x), to_float(x.flip(-1))  # two different, deterministic "views"
+    views = lambda batch, generator=None: torch.cat([x1, x2])  # noqa: E731 (both halves at once)
+    model = SimCLR(
+        tiny_encoder(), proj_hidden=32, proj_dim=16, augment=views, joint_batchnorm=joint
+    )
+    with torch.no_grad():
+        joint_z = model.project(torch.cat([x1, x2])).chunk(2)
+        split_z = model.project(x1), model.project(x2)
+    # train-mode batch norm: the two conventions give different embeddings for the same inputs
+    assert not torch.allclose(joint_z[0], split_z[0], atol=1e-4)
+    want = nt_xent_loss(*(joint_z if joint else split_z), model.temperature)
+    torch.testing.assert_close(model(x)["loss"], want)

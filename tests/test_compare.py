@@ -1,0 +1,121 @@
+"""The comparison table is assembled from result files exactly as documented."""
+
+import json
+
+import pytest
+
+from sslbook.compare import comparison, hardware_name, knn_vs_time
+
+
+def write(folder, experiment, **fields):
+    payload = {
+        "experiment": experiment,
+        "profile": "cpu",
+        "settings": {
+            "train_size": 1000,
+            "epochs": 4,
+            "supervised_epochs": 6,
+            "backbone": "small_cnn",
+            "width": 8,
+        },
+        "provenance": {
+            "command": f"python -m sslbook.run {experiment} --profile cpu",
+            "hardware": {"device": "cpu", "cpu_count": 2, "torch_threads": 2},
+        },
+    } | fields
+    (folder / f"{experiment}-cpu.json").write_text(json.dumps(payload))
+
+
+def scores(knn, linear, few=None):
+    return {"knn": knn, "linear": linear} | (
+        {"label_fractions": {"0.01": few[0], "0.1": few[1], "1.0": linear}} if few else {}
+    )
+
+
+@pytest.fixture
+def results(tmp_path):
+    write(
+        tmp_path,
+        "baselines",
+        rows=[
+            {"representation": "raw pixels"} | scores(0.2, 0.3),
+            {"representation": "random-init small_cnn"} | scores(0.3, 0.4),
+            {"representation": "supervised small_cnn"} | scores(0.7, 0.8),
+        ],
+        supervised_history={"steps": [{"images_per_s": 100.0}, {"images_per_s": 300.0}]},
+    )
+    write(
+        tmp_path,
+        "few_labels",
+        rows=[
+            {"representation": "raw pixels", "0.01": 0.11, "0.1": 0.2, "1.0": 0.3},
+            {"representation": "random init", "0.01": 0.12, "0.1": 0.3, "1.0": 0.4},
+            {"representation": "supervised", "0.01": 0.13, "0.1": 0.5},
+        ],
+    )
+    write(
+        tmp_path,
+        "denoising",
+        bottleneck=128,
+        rows=[
+            {"noise_std": 0.0, "images_per_s": 50.0} | scores(0.3, 0.41, (0.1, 0.2)),
+            {"noise_std": 0.1, "images_per_s": 50.0} | scores(0.31, 0.45, (0.1, 0.2)),
+            {"noise_std": 0.2, "images_per_s": 50.0} | scores(0.32, 0.44, (0.1, 0.2)),
+        ],
+    )
+    write(
+        tmp_path,
+        "simclr",
+        images_per_s=250.0,
+        metrics=scores(0.5, 0.6, (0.3, 0.45)),
+        history={
+            "steps": [
+                {"epoch": 1, "images_per_s": 200.0},
+                {"epoch": 1, "images_per_s": 300.0},
+                {"epoch": 2, "images_per_s": 100.0},
+            ],
+            "epochs": [{"epoch": 1, "knn": 0.4}, {"epoch": 2, "knn": 0.5}],
+        },
+    )
+    return tmp_path
+
+
+def test_rows_follow_the_files(results):
+    rows = {r["method"]: r for r in comparison("cpu", results)}
+    assert list(rows) == [
+        "raw pixels",
+        "random init",
+        "supervised",
+        "autoencoder",
+        "denoising autoencoder",
+        "SimCLR",
+    ]  # no file for the others
+    sup = rows["supervised"]
+    assert sup["images_per_s"] == 200.0  # mean of the logged windows
+    assert sup["train_minutes"] == pytest.approx(6 * 1000 / 200.0 / 60)
+    assert sup["labels"] == {"0.01": 0.13, "0.1": 0.5, "1.0": 0.8}  # few_labels + baselines
+    assert rows["raw pixels"]["train_minutes"] == 0.0 and rows["raw pixels"]["epochs"] == 0
+    assert rows["autoencoder"]["linear"] == 0.41  # the run without noise
+    dae = rows["denoising autoencoder"]
+    assert dae["linear"] == 0.45 and dae["setting"] == "noise std 0.1 (best of 2)"
+    simclr = rows["SimCLR"]
+    assert simclr["train_minutes"] == pytest.approx(4 * 1000 / 250.0 / 60)
+    assert simclr["labels"] == {"0.01": 0.3, "0.1": 0.45, "1.0": 0.6}
+    assert simclr["command"] == "python -m sslbook.run simclr --profile cpu"
+    assert simclr["file"] == "results/simclr-cpu.json" and simclr["hardware"] == "2 CPU threads"
+
+
+def test_knn_against_training_time(results):
+    result = json.loads((results / "simclr-cpu.json").read_text())
+    minutes, knn = knn_vs_time(result)
+    assert knn == [0.4, 0.5]
+    assert minutes == pytest.approx([1000 / 250 / 60, 1000 / 250 / 60 + 1000 / 100 / 60])
+
+
+def test_hardware_names_a_gpu():
+    gpu = {"provenance": {"hardware": {"device": "cuda", "gpu": "NVIDIA H100", "gpu_count": 2}}}
+    assert hardware_name(gpu) == "2 x NVIDIA H100"
+
+
+def test_missing_files_give_no_rows(tmp_path):
+    assert comparison("cpu", tmp_path) == []
