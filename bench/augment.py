@@ -7,7 +7,10 @@ An "image" is one source image turned into two views. Compared:
 (b) torchvision's per-image PIL pipeline applied twice per image in one process, the work of one
     DataLoader worker (= one core); PIL images are made beforehand and views are not collated,
     both in PIL's favour;
-(c) (a) on the GPU when CUDA is available.
+(c) kornia's batched augmentation of the same recipe (``kornia.augmentation``), one thread, when
+    kornia is installed (``bench/requirements.txt``): the other library that augments tensors
+    in batches;
+(d) (a), and (c) if installed, on the GPU when CUDA is available.
 The timed runs of (a, one thread) and (b) alternate in short rounds, so load from other processes
 on the machine affects both alike. Target: (a) per core >= 5x (b) per core.
 """
@@ -40,6 +43,20 @@ def pil_pipeline() -> T.Compose:
             T.RandomGrayscale(p=0.2),
             T.ToTensor(),
         ]
+    )
+
+
+def kornia_pipeline():
+    """The same recipe with kornia's batched augmentations, or None without kornia."""
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        return None
+    return K.AugmentationSequential(
+        K.RandomResizedCrop((32, 32)),
+        K.RandomHorizontalFlip(),
+        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
     )
 
 
@@ -105,18 +122,37 @@ def main() -> None:
         pil_position[0] = (pil_position[0] + 64) % (len(pils) - 64)
         return 64
 
+    def kornia_step(data: torch.Tensor, kornia_augment):
+        position = [0]
+
+        def step() -> int:
+            i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
+            batch = data[i : i + BATCH].float().div(255)
+            kornia_augment(torch.cat([batch, batch]))  # two views, as two_views makes them
+            return BATCH
+
+        return step
+
     ours_1 = Runner("sslbook two_views (batch 512)", "cpu", 1, sslbook_step(tensors))
     ours_all = Runner("sslbook two_views (batch 512)", "cpu", all_threads, sslbook_step(tensors))
     theirs = Runner("torchvision PIL per image", "cpu", 1, pil_step)
     runners = [ours_1, theirs, ours_all]
+    korn = kornia_pipeline()
+    if korn is not None:
+        runners.append(
+            Runner("kornia.augmentation (batch 512)", "cpu", 1, kornia_step(tensors, korn))
+        )
     if torch.cuda.is_available():
         on_gpu = tensors.cuda()
-        step = sslbook_step(on_gpu)
+        sync = torch.cuda.synchronize
         runners.append(
-            Runner(
-                "sslbook two_views (batch 512)", "cuda", all_threads, step, torch.cuda.synchronize
-            )
+            Runner("sslbook two_views (batch 512)", "cuda", all_threads, sslbook_step(on_gpu), sync)
         )
+        if korn is not None:
+            step = kornia_step(on_gpu, korn.cuda())
+            runners.append(
+                Runner("kornia.augmentation (batch 512)", "cuda", all_threads, step, sync)
+            )
 
     for runner in runners:  # warm up
         runner.round(0.5)
@@ -128,6 +164,12 @@ def main() -> None:
 
     rows = [r.row() for r in runners]
     ratio = rows[0]["images_per_s_per_core"] / rows[1]["images_per_s_per_core"]
+    kornia_cpu = [r for r in rows if r["pipeline"].startswith("kornia") and r["device"] == "cpu"]
+    kornia_ratio = (
+        rows[0]["images_per_s_per_core"] / kornia_cpu[0]["images_per_s_per_core"]
+        if kornia_cpu
+        else None
+    )
     payload = {
         "benchmark": "two-view SimCLR augmentation of 32x32 images",
         "data": source,
@@ -137,6 +179,7 @@ def main() -> None:
         "ratio_per_core": round(ratio, 2),
         "target_ratio_per_core": TARGET,
         "target_met": ratio >= TARGET,
+        "ratio_per_core_vs_kornia": None if kornia_ratio is None else round(kornia_ratio, 2),
         # other processes on the machine slow batched code (shared caches, OpenMP) most
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "provenance": provenance(device=runners[-1].device, started=started),
@@ -154,6 +197,8 @@ def main() -> None:
               f"| {per_core} |")  # fmt: skip
     verdict = "met" if payload["target_met"] else "NOT met"
     print(f"\nsslbook / PIL per core: {ratio:.1f}x (target >= {TARGET:.0f}x: {verdict})")
+    if kornia_ratio is not None:
+        print(f"sslbook / kornia per core: {kornia_ratio:.1f}x")
     print(f"wrote {write_json(args.out, payload)}")
 
 

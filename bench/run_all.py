@@ -33,7 +33,18 @@ def summary_rows(name: str, result: dict) -> list[dict]:
                 "ratio": result["ratio_per_core"],
                 "target": result["target_ratio_per_core"],
             }
-        ]
+        ] + (
+            [
+                {
+                    "benchmark": "augmentation, per CPU core",
+                    "comparison": "sslbook batched vs kornia batched",
+                    "ratio": result["ratio_per_core_vs_kornia"],
+                    "target": None,
+                }
+            ]
+            if result.get("ratio_per_core_vs_kornia") is not None
+            else []
+        )
     if name == "simclr_step":
         return [
             {
