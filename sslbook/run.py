@@ -8,6 +8,14 @@ cpu`` runs every experiment in turn and so regenerates every result file the boo
 profile. Long runs checkpoint under
 ``--checkpoint-dir`` (default ``checkpoints/<name>-<profile>``) and continue from there when
 started again, e.g. after a Colab disconnect.
+
+On several GPUs, start it with torchrun; ``--profile``'s batch size is then the global batch::
+
+    torchrun --nproc_per_node=4 -m sslbook.run simclr --profile full
+
+Every process runs the experiment (:func:`sslbook.train.fit` splits each batch over them, see
+:mod:`sslbook.distributed`); only rank 0 prints and writes the result file, which records the
+number of processes as ``provenance.world_size``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import distributed
 from .device import pick_device
 from .experiments import EXPERIMENTS
 from .profiles import PROFILES, profile
@@ -32,7 +41,11 @@ def run_experiment(
     checkpoint_dir: str | Path | None = None,
     device=None,
 ) -> Path:
-    """Run experiment ``name`` at ``profile_name`` and write ``<out_dir>/<name>-<profile>.json``."""
+    """Run experiment ``name`` at ``profile_name`` and write ``<out_dir>/<name>-<profile>.json``.
+
+    In a process group (torchrun) every rank runs the experiment and only rank 0 writes the file;
+    every rank returns its path.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
     cfg = profile(profile_name)
@@ -41,20 +54,26 @@ def run_experiment(
         checkpoint_dir = REPO_ROOT / "checkpoints" / f"{name}-{cfg.name}"
     started = time.perf_counter()
     result = EXPERIMENTS[name](cfg, device=device, checkpoint_dir=checkpoint_dir)
-    command = f"python -m sslbook.run {name} --profile {cfg.name}"
+    world = distributed.world_size()
+    launcher = f"torchrun --nproc_per_node={world}" if world > 1 else "python"
+    command = f"{launcher} -m sslbook.run {name} --profile {cfg.name}"
+    path = Path(out_dir) / f"{name}-{cfg.name}.json"
+    if not distributed.is_main_process():
+        return path
     payload = {
         "experiment": name,
         "profile": cfg.name,
         "scale_note": {
             "smoke": "smoke scale: shows the code runs; the numbers mean little",
             "cpu": "cpu reference run on 2 CPU cores",
-            "full": "full recipe on one GPU",
+            "full": "full recipe on one GPU" if world == 1 else f"full recipe on {world} GPUs",
         }[cfg.name],
         "settings": cfg.__dict__,
-        "provenance": provenance(command, device, started) | {"profile": cfg.name},
+        "provenance": provenance(command, device, started)
+        | {"profile": cfg.name, "world_size": world},
         **result,
     }
-    return write_json(Path(out_dir) / f"{name}-{cfg.name}.json", payload)
+    return write_json(path, payload)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     if args.checkpoint_dir is not None and len(names) > 1:
         parser.error("--checkpoint-dir names one experiment's folder; it cannot be used with all")
-    for name in names:
-        path = run_experiment(
-            name, args.profile or profile().name, args.out, args.checkpoint_dir, args.device
-        )
-        print(f"wrote {path}", flush=True)
+    # under torchrun: join the process group, one GPU per process (a no-op otherwise)
+    device = distributed.init_from_env(args.device)
+    try:
+        for name in names:
+            path = run_experiment(
+                name, args.profile or profile().name, args.out, args.checkpoint_dir, str(device)
+            )
+            if distributed.is_main_process():
+                print(f"wrote {path}", flush=True)
+    finally:
+        distributed.shutdown()
     return 0
 
 

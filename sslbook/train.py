@@ -7,6 +7,11 @@ bitwise-exactly at epoch boundaries::
 
     history = fit(model, loss_fn, (images, labels), TrainConfig(epochs=10), eval_fn=knn_monitor)
     plt.plot(*history.series("loss"))
+
+The same call trains on several GPUs when the process was started by ``torchrun`` (see
+:mod:`sslbook.distributed`): ``batch_size`` stays the global batch, every process takes its
+share of each batch, DistributedDataParallel averages the gradients, and only rank 0 writes
+checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
@@ -31,6 +37,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .device import amp_dtype, autocast, pick_device
+from .flops import mfu, peak_flops
 from .history import History
 
 __all__ = [
@@ -52,7 +59,7 @@ class TrainConfig:
     """Settings of one :func:`fit` run (stored in every checkpoint, compared on resume)."""
 
     epochs: int = 10  # passes over the training tensors
-    batch_size: int = 256  # samples per optimizer step
+    batch_size: int = 256  # samples per optimizer step (over all processes under torchrun)
     lr: float = 1e-3  # peak learning rate (after warmup)
     weight_decay: float = 0.0  # applied to weights only, never to biases or norm parameters
     optimizer: str = "adamw"  # "adamw" | "sgd" (momentum, nesterov off)
@@ -67,6 +74,7 @@ class TrainConfig:
     log_every: int = 20  # steps between history records (and the only host syncs)
     progress: bool = True  # tqdm.auto progress bar
     drop_last: bool = True  # drop the incomplete last batch of every epoch
+    sync_batchnorm: bool = False  # BatchNorm over the global batch (only matters under DDP)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -127,6 +135,7 @@ def fit(
     eval_every: int = 1,
     device: str | torch.device | None = None,
     resume: bool = True,
+    flops_per_sample: float | None = None,
 ) -> History:
     """Train ``model`` in place on ``data`` by minimising ``loss_fn``; return the :class:`History`.
 
@@ -144,6 +153,11 @@ def fit(
         device: where to train; default :func:`sslbook.device.pick_device`.
         resume: continue from ``config.checkpoint_dir/last.pt`` if it exists. If that run
             already finished, load its model and return its history without training.
+        flops_per_sample: training FLOPs of one sample, e.g. from
+            :func:`sslbook.flops.method_flops_per_image`; the step records then carry
+            ``tflops`` (model TFLOP/s of all processes together) and, where
+            :func:`sslbook.flops.peak_flops` knows the GPU, ``mfu``. Both are computed from
+            ``images_per_s`` at log time: no extra host sync.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; nothing from the bad state is saved.
@@ -151,6 +165,15 @@ def fit(
 
     The global torch RNG is re-seeded from ``(config.seed, epoch)`` at the start of every epoch, so
     shuffling, augmentation and dropout that draw from it replay exactly after a resume.
+
+    Under ``torchrun`` (an initialised process group, :mod:`sslbook.distributed`): every rank
+    draws the same shuffle and takes its own ``batch_size // world_size`` slice of each global
+    batch; then it re-seeds from ``(config.seed, epoch, rank)``, so that the ranks' augmentations
+    differ. ``loss_fn`` runs inside DistributedDataParallel. The logged values (loss, extras) are
+    means over the ranks, i.e. over the global batch, all-reduced at log time only; so every rank
+    holds the same history and the NaN guard stops all ranks at once. ``images_per_s`` counts the
+    images of all ranks. Every rank runs ``eval_fn``; only rank 0 writes checkpoints (the others
+    wait for it) and shows the progress bar.
     """
     config = config or TrainConfig()
     _check_config(config, eval_every)
@@ -160,6 +183,18 @@ def fit(
     model.to(device).train()
     tensors = _as_tensors(data, device)
     n = len(tensors[0])
+    world, rank = distributed.world_size(), distributed.rank()
+    if config.batch_size % world:
+        raise ValueError(
+            f"batch_size={config.batch_size} is the global batch and must split evenly over "
+            f"{world} processes; use a multiple of {world}"
+        )
+    if world > 1 and not config.drop_last:
+        raise ValueError(
+            f"drop_last=False is not supported with {world} processes: the short last batch of "
+            "an epoch may not split evenly over them; set drop_last=True"
+        )
+    local_batch = config.batch_size // world
     if config.drop_last and config.batch_size > n:
         raise ValueError(
             f"batch_size={config.batch_size} is larger than the dataset ({n} samples) and "
@@ -171,13 +206,16 @@ def fit(
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
 
-    # 2) optimizer and precision; the scaler is a no-op unless autocast runs in fp16
+    # 2) loss through DDP when distributed (before the optimizer: SyncBatchNorm swaps layers),
+    #    optimizer and precision; the scaler is a no-op unless autocast runs in fp16
+    compute_loss = distributed.data_parallel_loss(model, loss_fn, device, config.sync_batchnorm)
     optimizer = make_optimizer(model, config)
     use_amp = amp_dtype(device) is not None if config.amp is None else config.amp
     use_scaler = use_amp and amp_dtype(device) == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps
     guard_grad_norm = config.grad_clip is not None and not use_scaler
+    peak = peak_flops(device, amp_dtype(device) if use_amp else torch.float32)
 
     # 3) resume from the last checkpoint, if any
     history, epoch_done, step = History(), 0, 0
@@ -195,7 +233,11 @@ def fit(
     # 4) the loop
     window = _Window()
     bar = tqdm(
-        total=total_steps, initial=step, disable=not config.progress, mininterval=0.5, unit="step"
+        total=total_steps,
+        initial=step,
+        disable=not (config.progress and distributed.is_main_process()),
+        mininterval=0.5,
+        unit="step",
     )
     with bar:
         for epoch in range(epoch_done + 1, config.epochs + 1):
@@ -203,9 +245,12 @@ def fit(
             torch.manual_seed(_epoch_seed(config.seed, epoch))
             epoch_start = time.perf_counter()
             window.start_epoch()
-            order = torch.randperm(n).to(device)
+            order = torch.randperm(n).to(device)  # the same on every rank
+            if world > 1:
+                torch.manual_seed(_epoch_seed(config.seed, epoch) * world + rank)
             for i in range(steps_per_epoch):
                 index = order[i * config.batch_size : (i + 1) * config.batch_size]
+                index = index[rank * local_batch : (rank + 1) * local_batch]  # this rank's slice
                 batch = tuple(t[index] for t in tensors)
                 lr = learning_rate_at(step, total_steps, warmup_steps, config)
                 for group in optimizer.param_groups:
@@ -214,7 +259,7 @@ def fit(
                 # one step: forward in autocast, backward (scaled for fp16), clip, update
                 optimizer.zero_grad(set_to_none=True)
                 with autocast(device, enabled=use_amp):
-                    loss, extras = _split_loss(loss_fn(model, batch))
+                    loss, extras = _split_loss(compute_loss(batch))
                 scaler.scale(loss).backward()
                 grad_norm = None
                 if config.grad_clip is not None:
@@ -224,11 +269,18 @@ def fit(
                 scaler.update()
                 step += 1
                 bar.update()
-                window.add(loss, extras, grad_norm if guard_grad_norm else None, len(batch[0]))
+                samples = len(batch[0]) * world  # the global batch
+                window.add(loss, extras, grad_norm if guard_grad_norm else None, samples)
 
                 # host sync only every log_every steps and at the end of the epoch
                 if step % config.log_every == 0 or i == steps_per_epoch - 1:
                     record = window.pull(step, epoch, last_good)
+                    if flops_per_sample is not None:
+                        record["tflops"] = flops_per_sample * record["images_per_s"] / 1e12
+                        if peak is not None:
+                            record["mfu"] = mfu(
+                                flops_per_sample, record["images_per_s"], peak * world
+                            )
                     history.steps.append({"step": step, "epoch": epoch, **record, "lr": lr})
                     bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}", refresh=False)
 
@@ -252,7 +304,9 @@ def fit(
                     "config": config_to_dict(config),
                     "rng": rng_state(device),
                 }
-                save_checkpoint(path, state)
+                if distributed.is_main_process():
+                    save_checkpoint(path, state)
+                distributed.barrier()  # no rank reads or resumes from a half-written file
                 last_good = (path, epoch)
     return history
 
@@ -291,7 +345,8 @@ class _Window:
         }
         if self.grad_norms:
             columns["grad_norm"] = torch.stack(self.grad_norms)
-        flat = torch.cat(list(columns.values())).cpu().tolist()  # the one host sync
+        flat = distributed.all_reduce_mean(torch.cat(list(columns.values())))  # over ranks
+        flat = flat.cpu().tolist()  # the one host sync
         host, offset = {}, 0
         for key, column in columns.items():
             host[key], offset = flat[offset : offset + len(column)], offset + len(column)
@@ -326,7 +381,8 @@ def _split_loss(out) -> tuple[torch.Tensor, dict]:
         if "loss" not in out:
             raise ValueError(f"loss_fn returned a dict without a 'loss' key: {sorted(out)}")
         extras = {k: v for k, v in out.items() if k != "loss"}
-        reserved = {"step", "epoch", "lr", "images_per_s", "time_s", "grad_norm"} & extras.keys()
+        reserved = {"step", "epoch", "lr", "images_per_s", "time_s", "grad_norm", "tflops", "mfu"}
+        reserved &= extras.keys()
         if reserved:
             raise ValueError(f"loss_fn's extra keys {sorted(reserved)} clash with History's keys")
         out = out["loss"]

@@ -1,17 +1,37 @@
-"""NT-Xent over two CPU processes (gloo) equals NT-Xent over the concatenated batch."""
+"""Two CPU processes (gloo) against one: NT-Xent's gather, and fit under DDP via sslbook.run."""
 
+import json
 import os
+import socket
 import tempfile
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
 
-from sslbook.distributed import gather_with_grad, rank, world_size
+import sslbook.run as run
+from sslbook.distributed import (
+    all_reduce_mean,
+    barrier,
+    data_parallel_loss,
+    gather_with_grad,
+    init_from_env,
+    is_main_process,
+    local_rank,
+    rank,
+    shutdown,
+    world_size,
+)
 from sslbook.losses import nt_xent_loss
+from sslbook.train import TrainConfig, fit, load_checkpoint
 
 WORLD, N, D, T = 2, 5, 8, 0.3
+
+needs_dist = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is missing")
 
 
 def views(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +52,7 @@ def _worker(r: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+@needs_dist
 def test_gathered_nt_xent_matches_the_single_process_loss_and_gradients():
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(_worker, args=(os.path.join(tmp, "init"), tmp), nprocs=WORLD, join=True)
@@ -49,8 +69,154 @@ def test_gathered_nt_xent_matches_the_single_process_loss_and_gradients():
         torch.testing.assert_close(p["g2"] / WORLD, z2.grad[rows])
 
 
+# fit under DDP: a float64 regression without BatchNorm, so that two processes that each see
+# half of every batch must end exactly where one process that sees whole batches ends
+
+
+def regression_data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 6, generator=g, dtype=torch.float64)
+    return x, x @ torch.randn(6, 1, generator=g, dtype=torch.float64)
+
+
+def regression_model() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+
+
+def bn_model() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 1)).double()
+
+
+SEEN: list[torch.Tensor] = []  # the inputs mse saw, in this process
+
+
+def mse(model, batch) -> dict:
+    x, y = batch
+    SEEN.append(x.detach().clone())
+    return {"loss": ((model(x) - y) ** 2).mean(), "mean_x": x.mean()}
+
+
+def train_config(checkpoint_dir=None) -> TrainConfig:
+    # 16 samples, global batch 8: 2 steps per epoch, 4 in all; a checkpoint after each epoch
+    return TrainConfig(
+        epochs=2, batch_size=8, lr=0.05, weight_decay=0.1, warmup_epochs=0.5, log_every=1,
+        progress=False, checkpoint_dir=checkpoint_dir,
+    )  # fmt: skip
+
+
+def _ddp_experiment(cfg, device, checkpoint_dir) -> dict:
+    """Stands in for a chapter's experiment: what every rank runs under ``sslbook.run``."""
+    assert world_size() == WORLD and local_rank() == rank() and is_main_process() == (rank() == 0)
+    with pytest.raises(ValueError, match="must split evenly over 2 processes"):
+        fit(regression_model(), mse, regression_data(), TrainConfig(batch_size=7))
+    with pytest.raises(ValueError, match="sync_batchnorm=True needs one GPU per process"):
+        fit(bn_model(), mse, regression_data(), TrainConfig(batch_size=8, sync_batchnorm=True))
+    model = regression_model()
+    SEEN.clear()
+    history = fit(model, mse, regression_data(), train_config(checkpoint_dir), device=device)
+    out = Path(checkpoint_dir).parent / f"rank{rank()}.pt"
+    torch.save({"model": model.state_dict(), "history": history.to_dict(), "seen": SEEN}, out)
+    return {"final_loss": history.steps[-1]["loss"]}
+
+
+def _torchrun_worker(r: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    # the environment torchrun gives each process
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r), LOCAL_RANK=str(r),
+        WORLD_SIZE=str(WORLD),
+    )  # fmt: skip
+    run.EXPERIMENTS["ddp"] = _ddp_experiment
+    argv = ["ddp", "--profile", "smoke", "--out", out_dir, "--device", "cpu"]
+    assert run.main([*argv, "--checkpoint-dir", f"{out_dir}/ckpt"]) == 0
+    assert not dist.is_initialized()  # run.main left the process group
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_dist
+def test_fit_under_torchrun_equals_one_process_on_the_whole_batches(tmp_path):
+    mp.spawn(_torchrun_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    reference = regression_model()
+    SEEN.clear()
+    ref_history = fit(reference, mse, regression_data(), train_config())
+
+    # 0) every step, rank r took the r-th half of the batch that one process takes whole
+    assert len(SEEN) == 4 and all(len(part["seen"]) == 4 for part in ranks)
+    for step, batch in enumerate(SEEN):
+        assert torch.equal(torch.cat([part["seen"][step] for part in ranks]), batch)
+    # 1) DDP's gradient average over two half batches is the gradient of the whole batch
+    for part in ranks:
+        for name, value in reference.state_dict().items():
+            torch.testing.assert_close(part["model"][name], value, msg=name)
+    # 2) the logged loss and extras are global-batch means, the same on every rank
+    for key in ("loss", "mean_x"):
+        expected = ref_history.series(key)
+        for part in ranks:
+            steps = [r["step"] for r in part["history"]["steps"]]
+            values = [r[key] for r in part["history"]["steps"]]
+            assert steps == expected[0]
+            torch.testing.assert_close(values, expected[1], msg=key)
+    # 3) rank 0's checkpoint holds the plain model's keys, so one process can resume from it
+    state = load_checkpoint(tmp_path / "ckpt" / "last.pt")
+    assert state["epoch"] == 2 and list(state["model"]) == list(reference.state_dict())
+    resumed = regression_model()
+    fit(resumed, mse, regression_data(), train_config(tmp_path / "ckpt"))
+    torch.testing.assert_close(resumed.state_dict(), state["model"])
+    # 4) one result file, written by rank 0, that records the two processes
+    result = json.loads((tmp_path / "ddp-smoke.json").read_text())
+    assert result["provenance"]["world_size"] == WORLD
+    assert result["provenance"]["command"].startswith(f"torchrun --nproc_per_node={WORLD} ")
+    assert result["final_loss"] == ranks[0]["history"]["steps"][-1]["loss"]
+
+
+def _sync_bn_worker(r: int, port: int, out_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r), LOCAL_RANK=str(r),
+        WORLD_SIZE=str(WORLD),
+    )  # fmt: skip
+    device = init_from_env("cuda")  # cuda:r, NCCL
+    try:
+        model = bn_model()
+        config = replace(train_config(), sync_batchnorm=True)
+        fit(model, mse, regression_data(), config, device=device)
+        state = {k: v.cpu() for k, v in model.state_dict().items()}
+        torch.save({"model": state, "bn": type(model[1])}, f"{out_dir}/rank{r}.pt")
+    finally:
+        shutdown()
+
+
+@needs_dist
+@pytest.mark.skipif(torch.cuda.device_count() < WORLD, reason=f"needs {WORLD} GPUs")
+def test_sync_batchnorm_normalises_with_the_global_batch(tmp_path):
+    mp.spawn(_sync_bn_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    reference = bn_model()  # BatchNorm over whole batches, in one process
+    fit(reference, mse, regression_data(), train_config(), device="cuda:0")
+    for part in ranks:
+        assert part["bn"] is nn.SyncBatchNorm
+        for name, value in reference.state_dict().items():  # running statistics included
+            torch.testing.assert_close(part["model"][name], value.cpu(), msg=name)
+
+
 def test_without_a_process_group_everything_is_the_identity():
     x = torch.randn(3, 4)
-    assert world_size() == 1 and rank() == 0 and gather_with_grad(x) is x
+    assert world_size() == 1 and rank() == 0 and is_main_process()
+    assert gather_with_grad(x) is x and all_reduce_mean(x) is x
+    barrier()
+    assert init_from_env("cpu") == torch.device("cpu") and not dist.is_initialized()
     z1, z2 = views()
     torch.testing.assert_close(nt_xent_loss(z1, z2, T, gather=True), nt_xent_loss(z1, z2, T))
+    bn = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4))
+    batch = (torch.randn(5, 6), torch.randn(5, 4))
+    loss = data_parallel_loss(bn, mse, torch.device("cpu"), sync_batchnorm=True)
+    assert type(bn[1]) is nn.BatchNorm1d
+    torch.manual_seed(0)
+    torch.testing.assert_close(loss(batch)["loss"], mse(bn, batch)["loss"])

@@ -361,3 +361,36 @@ def test_bad_inputs_raise_value_errors():
         fit(make_model(), noisy_mse, (x, y[:10]), config(None))
     with pytest.raises(ValueError, match="scalar"):
         fit(make_model(), lambda m, b: m(b[0]), (x, y), config(None))
+    with pytest.raises(ValueError, match=r"\['mfu'\] clash"):
+        fit(make_model(), lambda m, b: {"loss": m(b[0]).mean(), "mfu": 1.0}, (x, y), config(None))
+
+
+def test_flops_per_sample_adds_achieved_tflops_and_mfu_to_step_records(monkeypatch):
+    import sslbook.train as train
+
+    cfg = config(None, epochs=1, log_every=2)
+    history = fit(make_model(), noisy_mse, make_data(), cfg, flops_per_sample=3e6)
+    assert len(history.steps) == 3
+    for record in history.steps:
+        assert record["tflops"] == pytest.approx(3e6 * record["images_per_s"] / 1e12)
+        assert "mfu" not in record  # no known peak on the CPU
+    monkeypatch.setattr(train, "peak_flops", lambda device, dtype: 2e12)  # as on a known GPU
+    history = fit(make_model(), noisy_mse, make_data(), cfg, flops_per_sample=3e6)
+    for record in history.steps:
+        assert record["mfu"] == pytest.approx(record["tflops"] * 1e12 / 2e12)
+    plain = fit(make_model(), noisy_mse, make_data(), cfg)
+    assert not {"tflops", "mfu"} & plain.steps[0].keys()
+
+
+def test_sync_batchnorm_changes_nothing_in_a_single_process():
+    x, y = make_data()
+
+    def bn_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(D, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+
+    plain, synced = bn_model(), bn_model()
+    fit(plain, noisy_mse, (x, y), config(None, epochs=2))
+    fit(synced, noisy_mse, (x, y), config(None, epochs=2, sync_batchnorm=True))
+    assert type(synced[1]) is nn.BatchNorm1d  # converted only under DDP
+    assert_same_parameters(plain, synced)
