@@ -14,7 +14,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -148,6 +148,8 @@ def restore_training_state(
             f"epochs, but this data and batch_size give {steps_per_epoch} steps per epoch: the "
             f"data or batch_size changed. {remedy(path)}"
         )
+    # a field added to TrainConfig after the checkpoint was written counts at its default
+    saved_config = {f.name: f.default for f in fields(config)} | saved_config
     changed = {
         k: (saved_config.get(k), v)
         for k, v in config_to_dict(config).items()

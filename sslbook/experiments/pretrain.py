@@ -21,6 +21,7 @@ import torch.nn as nn
 from ..augment import SimCLRAugment, two_views
 from ..data import ImageData
 from ..evaluate import alignment, extract_features, knn_accuracy, linear_probe, uniformity
+from ..flops import method_flops_per_image
 from ..methods import BYOL, MoCo, SimCLR, SimSiam
 from ..models import backbone
 from ..profiles import Profile
@@ -105,12 +106,14 @@ def pretrain(
     """Pretrain method ``name`` on ``train``'s images (labels unused); return ``(method, history)``.
 
     The kNN monitor, which does use labels, only reads the frozen encoder every ``eval_every``
-    epochs: it measures, it does not train.
+    epochs: it measures, it does not train. The history's step records carry the model TFLOP/s
+    (and, on a GPU whose peak is known, the MFU) from the FLOPs of one training image.
     """
     config = pretrain_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **(train_changes or {}))
     total_steps = config.epochs * (len(train) // config.batch_size)
     torch.manual_seed(seed)
     method = build_method(name, cfg, total_steps=total_steps, **method_kwargs)
+    flops = method_flops_per_image(method, train.images[:2].cpu())
     history = fit(
         method,
         lambda m, batch: m(batch[0]),
@@ -119,6 +122,7 @@ def pretrain(
         eval_fn=knn_monitor(cfg, train, test),
         eval_every=eval_every,
         device=device,
+        flops_per_sample=flops,
     )
     return method, history
 
@@ -172,6 +176,7 @@ def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None 
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
         "metrics": evaluate_method(method, cfg, train, test),
         "images_per_s": sum(speeds) / len(speeds),
+        "flops_per_image": method_flops_per_image(method, train.images[:2]),
         "data": describe_splits(train, test),
         "history": history.to_dict(),
     }

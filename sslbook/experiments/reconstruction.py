@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..augment import to_float
 from ..data import ImageData
+from ..flops import training_flops_per_image
 from ..methods import MAE, ConvAutoencoder
 from ..models.vit import ViT, vit_mini, vit_tiny
 from ..profiles import Profile
@@ -47,6 +48,15 @@ BOTTLENECKS = (64, 128, 256, 384)
 NOISE_STDS = (0.0, 0.1, 0.2, 0.4)  # on pixels in [0, 1]
 MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
 _VITS = {"vit_mini": vit_mini, "vit_tiny": vit_tiny}
+
+
+def _loss(model, batch):
+    return model(batch[0])
+
+
+def _flops(model, train: ImageData) -> float:
+    """Training FLOPs of one image (for the TFLOP/s and MFU in the history)."""
+    return training_flops_per_image(model, _loss, (train.images[:2].cpu(),))
 
 
 def autoencoder_config(cfg: Profile, **changes) -> TrainConfig:
@@ -98,7 +108,14 @@ def train_autoencoder(
     torch.manual_seed(seed)
     model = ConvAutoencoder(cfg.width, bottleneck, noise_std=noise_std)
     config = autoencoder_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **changes)
-    history = fit(model, lambda m, batch: m(batch[0]), train.images, config, device=device)
+    history = fit(
+        model,
+        _loss,
+        train.images,
+        config,
+        device=device,
+        flops_per_sample=_flops(model, train),
+    )
     return model, history
 
 
@@ -121,7 +138,13 @@ def train_mae(
     model = MAE(mae_encoder(cfg), mask_ratio=mask_ratio)
     config = mae_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **changes)
     history = fit(
-        model, lambda m, batch: m(batch[0]), train.images, config, eval_fn=eval_fn, device=device
+        model,
+        _loss,
+        train.images,
+        config,
+        eval_fn=eval_fn,
+        device=device,
+        flops_per_sample=_flops(model, train),
     )
     return model, history
 
@@ -170,7 +193,10 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
 def _speed(history) -> dict[str, float]:
     """Mean training throughput of a run, for the comparison across methods."""
     speeds = [r["images_per_s"] for r in history.steps]
-    return {"images_per_s": sum(speeds) / len(speeds)}
+    flops = [r["tflops"] / r["images_per_s"] * 1e12 for r in history.steps if "tflops" in r]
+    return {"images_per_s": sum(speeds) / len(speeds)} | (
+        {"flops_per_image": flops[0]} if flops else {}
+    )
 
 
 def _folder(checkpoint_dir, name: str) -> Path | None:
