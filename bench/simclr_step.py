@@ -52,17 +52,28 @@ def make_model(seed: int = 0, joint_batchnorm: bool = True) -> tuple[SimCLR, tor
     return model, opt
 
 
-def time_steps(step, steps: int, warmup: int = 2) -> float:
-    """Seconds per step over ``steps`` timed steps after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+def time_alternating(steps: dict, total: int, rounds: int = 4, warmup: int = 2) -> dict:
+    """Seconds per step of each pipeline in ``steps`` (name -> step function).
+
+    After ``warmup`` untimed steps each, the pipelines take turns in ``rounds`` rounds of
+    ``total / rounds`` timed steps, so that a slow spell of the machine hits all of them alike.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    seconds = dict.fromkeys(steps, 0.0)
+    per_round = max(1, total // rounds)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            seconds[name] += time.perf_counter() - start
+    return {name: t / (per_round * rounds) for name, t in seconds.items()}
 
 
-def sslbook_seconds_per_step(images: np.ndarray, steps: int, joint_batchnorm: bool) -> float:
+def sslbook_step(images: np.ndarray, joint_batchnorm: bool):
+    """One training step of sslbook's SimCLR on the next batch of a uint8 tensor dataset."""
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8
     model, opt = make_model(joint_batchnorm=joint_batchnorm)
     order = torch.randperm(len(data))
@@ -75,7 +86,7 @@ def sslbook_seconds_per_step(images: np.ndarray, steps: int, joint_batchnorm: bo
         loss.backward()
         opt.step()
 
-    return time_steps(step, steps)
+    return step
 
 
 class PILImages(Dataset):
@@ -91,7 +102,8 @@ class PILImages(Dataset):
         return self.transform(Image.fromarray(self.images[i]))
 
 
-def lightly_seconds_per_step(images: np.ndarray, steps: int, workers: int) -> float:
+def lightly_step(images: np.ndarray, workers: int):
+    """One training step of lightly's documented pipeline on the next DataLoader batch."""
     from lightly.loss import NTXentLoss
     from lightly.transforms.simclr_transform import SimCLRTransform
 
@@ -121,12 +133,12 @@ def lightly_seconds_per_step(images: np.ndarray, steps: int, workers: int) -> fl
         loss.backward()
         opt.step()
 
-    return time_steps(step, steps)
+    return step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per pipeline")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per pipeline")
     parser.add_argument("--out", default="bench/results/simclr_step.json")
     args = parser.parse_args()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
@@ -138,26 +150,24 @@ def main() -> None:
 
     gap = (nt_xent_loss(z0, z1, 0.5) - NTXentLoss(temperature=0.5)(z0, z1)).abs().item()
 
+    # in-process pipelines take turns; DataLoader workers would prefetch during the others' turns,
+    # so the pipeline with workers runs afterwards, on its own
+    pipelines = {
+        ("sslbook SimCLR(joint_batchnorm=False): one pass per view, as lightly", 0): sslbook_step(
+            images, joint_batchnorm=False
+        ),
+        ("sslbook SimCLR() default: one pass over both views", 0): sslbook_step(
+            images, joint_batchnorm=True
+        ),
+        ("lightly (SimCLRTransform + DataLoader)", 0): lightly_step(images, 0),
+    }
+    seconds = time_alternating(pipelines, args.steps)
+    workers = ("lightly (SimCLRTransform + DataLoader)", 2)
+    seconds |= time_alternating({workers: lightly_step(images, 2)}, args.steps, rounds=1)
     rows = [
-        {
-            "pipeline": "sslbook SimCLR(joint_batchnorm=False): one pass per view, as lightly",
-            "workers": 0,
-            "s_per_step": sslbook_seconds_per_step(images, args.steps, joint_batchnorm=False),
-        },
-        {
-            "pipeline": "sslbook SimCLR() default: one pass over both views",
-            "workers": 0,
-            "s_per_step": sslbook_seconds_per_step(images, args.steps, joint_batchnorm=True),
-        },
+        {"pipeline": name, "workers": workers, "s_per_step": seconds[(name, workers)]}
+        for name, workers in seconds
     ]
-    for workers in (0, 2):
-        rows.append(
-            {
-                "pipeline": "lightly (SimCLRTransform + DataLoader)",
-                "workers": workers,
-                "s_per_step": lightly_seconds_per_step(images, args.steps, workers),
-            }
-        )
     for row in rows:
         row["images_per_s"] = round(BATCH / row["s_per_step"], 1)
         row["s_per_step"] = round(row["s_per_step"], 3)
