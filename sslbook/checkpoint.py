@@ -31,8 +31,17 @@ __all__ = [
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_KEYS = {"epoch", "step", "model", "optimizer", "scaler", "history", "config", "rng"}
-# Config fields that may change between a run and its resumption without changing the result.
-RESUMABLE_CHANGES = {"epochs", "progress", "checkpoint_dir", "checkpoint_every", "log_every"}
+# Config fields that may change between a run and its resumption without changing the result
+# (fused and compile are speed switches: the same computation up to floating-point rounding).
+RESUMABLE_CHANGES = {
+    "epochs",
+    "progress",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "log_every",
+    "fused",
+    "compile",
+}
 
 
 class CheckpointError(RuntimeError):

@@ -394,3 +394,32 @@ def test_sync_batchnorm_changes_nothing_in_a_single_process():
     fit(synced, noisy_mse, (x, y), config(None, epochs=2, sync_batchnorm=True))
     assert type(synced[1]) is nn.BatchNorm1d  # converted only under DDP
     assert_same_parameters(plain, synced)
+
+
+def test_compile_wraps_the_training_step_and_leaves_the_model_alone(tmp_path, monkeypatch):
+    compiled = []
+
+    def fake_compile(fn):  # torch.compile's contract: a callable computing the same thing
+        compiled.append(fn)
+        return lambda *args: fn(*args)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    plain, fast = make_model(), make_model()
+    fit(plain, noisy_mse, make_data(), config(None, epochs=2))
+    fit(fast, noisy_mse, make_data(), config(tmp_path, epochs=2, compile=True))
+    assert len(compiled) == 1
+    assert_same_parameters(plain, fast)
+    saved = load_checkpoint(tmp_path / "last.pt")["model"]
+    assert list(saved) == list(plain.state_dict())  # no wrapper prefix in the checkpoint
+
+
+def test_fused_optimizer_only_on_cuda():
+    from sslbook.train import make_optimizer
+
+    model = make_model()
+    for name in ("sgd", "adamw"):
+        opt = make_optimizer(model, config(None, optimizer=name))
+        assert not opt.defaults.get("fused")  # the CPU keeps the default implementation
+    if torch.cuda.is_available():
+        opt = make_optimizer(model.cuda(), config(None, optimizer="sgd"))
+        assert opt.defaults["fused"]
