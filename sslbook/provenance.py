@@ -20,14 +20,20 @@ __all__ = ["git_commit", "provenance", "write_json"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Outputs of runs and benchmarks: a run that rewrites them has not changed the code.
+OUTPUTS = ("results", "bench/results", "bench/results.json")
+
+
 def git_commit(root: Path = REPO_ROOT) -> str | None:
-    """The checked-out commit, ``-dirty`` appended when tracked files differ; None outside git."""
+    """The checked-out commit, ``-dirty`` appended when tracked files other than result files
+    (:data:`OUTPUTS`) differ from it; None outside git."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+            + [f":(exclude){path}" for path in OUTPUTS],
             cwd=root,
             capture_output=True,
             text=True,

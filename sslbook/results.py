@@ -12,11 +12,19 @@ from pathlib import Path
 
 from .provenance import REPO_ROOT
 
-__all__ = ["REPOSITORY_URL", "RESULTS_DIR", "load_result", "markdown_table"]
+__all__ = [
+    "REPOSITORY_URL",
+    "RESULTS_DIR",
+    "BENCH_DIR",
+    "load_result",
+    "load_bench",
+    "markdown_table",
+]
 
 # The repository the book is published from (also in _config.yml; a test keeps them equal).
 REPOSITORY_URL = "https://github.com/sslbook/sslbook"
 RESULTS_DIR = REPO_ROOT / "results"
+BENCH_DIR = REPO_ROOT / "bench" / "results"
 
 
 def _raw_url(relative: str, branch: str = "main") -> str:
@@ -24,18 +32,28 @@ def _raw_url(relative: str, branch: str = "main") -> str:
     return f"https://raw.githubusercontent.com/{owner_repo}/{branch}/{relative}"
 
 
-def load_result(name: str, profile: str, results_dir: str | Path | None = None) -> dict | None:
-    """The parsed ``results/<name>-<profile>.json``, or None when it exists nowhere reachable."""
-    path = Path(results_dir or RESULTS_DIR) / f"{name}-{profile}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    if results_dir is not None:
+def _load(relative: str, local: Path, remote: bool) -> dict | None:
+    if local.exists():
+        return json.loads(local.read_text())
+    if not remote:
         return None
     try:
-        with urllib.request.urlopen(_raw_url(f"results/{path.name}"), timeout=10) as r:
+        with urllib.request.urlopen(_raw_url(relative), timeout=10) as r:
             return json.loads(r.read().decode("utf-8"))
     except Exception:  # offline, or the file was never published: the caller says so
         return None
+
+
+def load_result(name: str, profile: str, results_dir: str | Path | None = None) -> dict | None:
+    """The parsed ``results/<name>-<profile>.json``, or None when it exists nowhere reachable."""
+    path = Path(results_dir or RESULTS_DIR) / f"{name}-{profile}.json"
+    return _load(f"results/{path.name}", path, remote=results_dir is None)
+
+
+def load_bench(name: str, bench_dir: str | Path | None = None) -> dict | None:
+    """The parsed ``bench/results/<name>.json`` that ``make bench`` wrote, or None."""
+    path = Path(bench_dir or BENCH_DIR) / f"{name}.json"
+    return _load(f"bench/results/{path.name}", path, remote=bench_dir is None)
 
 
 def markdown_table(rows: list[dict], columns: dict[str, str], digits: int = 3) -> str:

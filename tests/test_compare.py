@@ -119,3 +119,13 @@ def test_hardware_names_a_gpu():
 
 def test_missing_files_give_no_rows(tmp_path):
     assert comparison("cpu", tmp_path) == []
+
+
+def test_load_result_and_load_bench_read_local_files_only_when_given_a_folder(tmp_path):
+    from sslbook.results import load_bench, load_result
+
+    (tmp_path / "x-cpu.json").write_text('{"a": 1}')
+    (tmp_path / "fast_path.json").write_text('{"b": 2}')
+    assert load_result("x", "cpu", tmp_path) == {"a": 1}
+    assert load_bench("fast_path", tmp_path) == {"b": 2}
+    assert load_result("y", "cpu", tmp_path) is None and load_bench("nope", tmp_path) is None

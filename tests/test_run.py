@@ -121,3 +121,23 @@ def test_few_labels_trains_on_the_labelled_subset_for_the_full_step_budget(monke
     # 20 images: one step per epoch at batch 20; 100 images: two steps per epoch at batch 50
     assert [(r["epochs"], r["steps"]) for r in runs] == [(full_steps, full_steps), (4, full_steps)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels0.1", "labels0.5"]
+
+
+def test_git_commit_is_dirty_for_code_changes_but_not_for_rewritten_results(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "x-cpu.json").write_text("{}")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert clean is not None and not clean.endswith("-dirty")
+    (tmp_path / "results" / "x-cpu.json").write_text('{"new": 1}')  # a run rewrote its output
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"
