@@ -39,6 +39,7 @@ from .checkpoint import (
 from .device import amp_dtype, autocast, pick_device
 from .flops import mfu, peak_flops
 from .history import History
+from .losses import finite_checks
 
 __all__ = [
     "TrainConfig",
@@ -251,7 +252,9 @@ def fit(
         mininterval=0.5,
         unit="step",
     )
-    with bar:
+    # the losses' finiteness checks would sync with an accelerator at every step; the NaN guard
+    # below catches a non-finite loss at the next log instead
+    with bar, finite_checks(device.type == "cpu"):
         for epoch in range(epoch_done + 1, config.epochs + 1):
             bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)
             torch.manual_seed(_epoch_seed(config.seed, epoch))

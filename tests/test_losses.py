@@ -249,3 +249,20 @@ def test_info_nce_rejects_bad_queries_keys_and_queue():
     bad = queue.clone()
     bad[0, 0] = float("nan")
     _raises(info_nce_loss, z8, z8, bad, match=["finite queue"])
+
+
+def test_finite_checks_can_be_switched_off_for_a_block_and_come_back():
+    from sslbook.losses import finite_checks
+
+    z = torch.randn(4, 8)
+    bad = z.clone()
+    bad[0, 0] = float("nan")
+    with finite_checks(False):  # as fit does on an accelerator: no host sync per step
+        assert torch.isnan(nt_xent_loss(bad, z, 0.5))
+    with pytest.raises(ValueError, match="expected finite"):
+        nt_xent_loss(bad, z, 0.5)
+    with finite_checks(False), pytest.raises(RuntimeError):
+        with finite_checks(True):
+            raise RuntimeError("restored even when the block fails")
+    with pytest.raises(ValueError, match="expected finite"):
+        nt_xent_loss(bad, z, 0.5)
