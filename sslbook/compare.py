@@ -77,6 +77,7 @@ def _row(method: str, result: dict, scores: dict, backbone: str, epochs: int, sp
         "knn": scores["knn"],
         "linear": scores["linear"],
         "images_per_s": speed,
+        "flops_per_image": scores.get("flops_per_image", result.get("flops_per_image")),
         "labels": {f: fractions[f] for f in FRACTIONS if f in fractions},
         "file": f"results/{result['experiment']}-{result['profile']}.json",
         "command": result["provenance"]["command"],
@@ -166,8 +167,9 @@ def comparison(profile: str = "cpu", results_dir=None) -> list[dict]:
     """One row per method with a result file at ``profile``; methods without one are left out.
 
     Each row: method, family, backbone, epochs, train_minutes, hardware, knn, linear,
-    images_per_s, labels (``{"0.01": acc, "0.1": acc, "1.0": acc}``, the fractions the file
-    has), and the file and command it came from.
+    images_per_s, flops_per_image (training FLOPs of one image; None where not recorded),
+    labels (``{"0.01": acc, "0.1": acc, "1.0": acc}``, the fractions the file has), and the
+    file and command it came from.
     """
     return (
         _baselines(profile, results_dir)

@@ -67,6 +67,7 @@ def results(tmp_path):
         tmp_path,
         "simclr",
         images_per_s=250.0,
+        flops_per_image=3e8,
         metrics=scores(0.5, 0.6, (0.3, 0.45)),
         history={
             "steps": [
@@ -103,6 +104,7 @@ def test_rows_follow_the_files(results):
     assert simclr["labels"] == {"0.01": 0.3, "0.1": 0.45, "1.0": 0.6}
     assert simclr["command"] == "python -m sslbook.run simclr --profile cpu"
     assert simclr["file"] == "results/simclr-cpu.json" and simclr["hardware"] == "2 CPU threads"
+    assert simclr["flops_per_image"] == 3e8 and sup["flops_per_image"] is None
 
 
 def test_knn_against_training_time(results):
