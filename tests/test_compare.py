@@ -65,6 +65,16 @@ def results(tmp_path):
     )
     write(
         tmp_path,
+        "mae",
+        encoder="vit_mini, 4x4 patches",
+        rows=[
+            {"model": "random init"} | scores(0.2, 0.35),
+            {"model": "MAE", "mask_ratio": 0.75, "images_per_s": 80.0} | scores(0.3, 0.42),
+            {"model": "MAE", "mask_ratio": 0.9, "images_per_s": 90.0} | scores(0.3, 0.44),
+        ],
+    )
+    write(
+        tmp_path,
         "simclr",
         images_per_s=250.0,
         flops_per_image=3e8,
@@ -89,8 +99,12 @@ def test_rows_follow_the_files(results):
         "supervised",
         "autoencoder",
         "denoising autoencoder",
+        "MAE",
         "SimCLR",
     ]  # no file for the others
+    mae = rows["MAE"]
+    assert mae["linear"] == 0.44 and mae["setting"] == "90% of patches masked (best of 2)"
+    assert mae["backbone"] == "vit_mini" and mae["images_per_s"] == 90.0
     sup = rows["supervised"]
     assert sup["images_per_s"] == 200.0  # mean of the logged windows
     assert sup["train_minutes"] == pytest.approx(6 * 1000 / 200.0 / 60)
