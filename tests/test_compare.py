@@ -125,7 +125,8 @@ def test_knn_against_training_time(results):
     result = json.loads((results / "simclr-cpu.json").read_text())
     minutes, knn = knn_vs_time(result)
     assert knn == [0.4, 0.5]
-    assert minutes == pytest.approx([1000 / 250 / 60, 1000 / 250 / 60 + 1000 / 100 / 60])
+    # the run's mean throughput (250 images/s): the curve ends at the table's training time
+    assert minutes == pytest.approx([1000 / 250 / 60, 2 * 1000 / 250 / 60])
 
 
 def test_hardware_names_a_gpu():
