@@ -1,0 +1,60 @@
+"""Every result file the book reads is in ``results/``, parses, and names the run that made it.
+
+The chapters plot and quote ``results/<experiment>-<profile>.json``; a missing or hand-edited file
+would show up there as a gap or as a number no command reproduces.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sslbook.compare import EXPERIMENT_OF
+from sslbook.experiments import EXPERIMENTS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+
+def names_read_by_the_book() -> set[str]:
+    """``<experiment>-<profile>`` of every result file a chapter loads."""
+    names = set()
+    for path in (ROOT / "book").glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"])
+            for name, prof in re.findall(r'load_result\("(\w+)", "(\w+)"\)', source):
+                names.add(f"{name}-{prof}")
+            if 'comparison("cpu")' in source:  # the closing chapter reads every method's file
+                names |= {f"{e}-cpu" for e in EXPERIMENT_OF.values()} | {"few_labels-cpu"}
+    return names
+
+
+def test_the_book_reads_every_experiment_at_the_cpu_profile():
+    read = names_read_by_the_book()
+    assert {f"{name}-cpu" for name in EXPERIMENTS} <= read
+    assert all(name.rsplit("-", 1)[0] in EXPERIMENTS for name in read), read
+
+
+@pytest.mark.parametrize(
+    "name", sorted(names_read_by_the_book() | {f"{e}-cpu" for e in EXPERIMENTS})
+)
+def test_result_file_exists_parses_and_names_its_command(name):
+    path = RESULTS / f"{name}.json"
+    assert path.exists(), (
+        f"{path.name} is missing: python -m sslbook.run {name.replace('-', ' --profile ')}"
+    )
+    result = json.loads(path.read_text())
+    experiment, prof = name.rsplit("-", 1)
+    assert result["experiment"] == experiment and result["profile"] == prof
+    prov = result["provenance"]
+    assert prov["command"] == f"python -m sslbook.run {experiment} --profile {prof}"
+    assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]), "made from committed code"
+    assert prov["wall_time_s"] > 0 and prov["hardware"]["device"] in ("cpu", "cuda", "mps")
+    assert result["scale_note"]
+
+
+def test_no_stray_result_files():
+    for path in RESULTS.glob("*.json"):
+        experiment = path.stem.rsplit("-", 1)[0]
+        assert experiment in EXPERIMENTS, f"{path.name} names no experiment"
