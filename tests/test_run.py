@@ -6,6 +6,26 @@ import sslbook.run as run
 from sslbook.provenance import git_commit
 
 
+def fake_splits(train_size: int, test_size: int):
+    """A ``load_splits`` stand-in: random images with balanced labels, no dataset needed."""
+    import torch
+
+    from sslbook.data import ImageData
+
+    g = torch.Generator().manual_seed(0)
+
+    def load(cfg, device=None):
+        make = lambda n: ImageData(  # noqa: E731
+            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.arange(n) % 10,
+            tuple("abcdefghij"),
+            "random images",
+        )
+        return make(train_size), make(test_size)
+
+    return load
+
+
 def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
     calls = []
 
@@ -50,24 +70,10 @@ def test_unknown_experiment_is_rejected(tmp_path):
 
 
 def test_simclr_ablations_train_each_variant_and_report_the_protocol(monkeypatch, tmp_path):
-    import torch
-
-    from sslbook.data import ImageData
     from sslbook.experiments import ablations
     from sslbook.profiles import profile
 
-    g = torch.Generator().manual_seed(0)
-
-    def fake_splits(cfg, device=None):
-        make = lambda n: ImageData(  # noqa: E731
-            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-            torch.arange(n) % 10,
-            tuple("abcdefghij"),
-            "random images",
-        )
-        return make(128), make(64)
-
-    monkeypatch.setattr(ablations, "load_splits", fake_splits)
+    monkeypatch.setattr(ablations, "load_splits", fake_splits(128, 64))
     cfg = profile("smoke").with_(width=8, batch_size=64, epochs=2, probe_epochs=2, knn_k=10)
     variants = {k: ablations.VARIANTS[k] for k in ("T=0.05", "crop only, T=0.5")}
     result = ablations.run(cfg, "cpu", tmp_path, variants=variants)
@@ -88,24 +94,10 @@ def test_simclr_ablations_train_each_variant_and_report_the_protocol(monkeypatch
 
 
 def test_few_labels_trains_on_the_labelled_subset_for_the_full_step_budget(monkeypatch, tmp_path):
-    import torch
-
-    from sslbook.data import ImageData
     from sslbook.experiments import baselines
     from sslbook.profiles import profile
 
-    g = torch.Generator().manual_seed(0)
-
-    def fake_splits(cfg, device=None):
-        make = lambda n: ImageData(  # noqa: E731
-            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-            torch.arange(n) % 10,
-            tuple("abcdefghij"),
-            "random images",
-        )
-        return make(200), make(40)
-
-    monkeypatch.setattr(baselines, "load_splits", fake_splits)
+    monkeypatch.setattr(baselines, "load_splits", fake_splits(200, 40))
     cfg = profile("smoke").with_(
         width=8, batch_size=50, supervised_epochs=2, probe_epochs=2, knn_k=10
     )
