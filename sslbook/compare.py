@@ -81,6 +81,7 @@ def _row(method: str, result: dict, scores: dict, backbone: str, epochs: int, sp
         "labels": {f: fractions[f] for f in FRACTIONS if f in fractions},
         "file": f"results/{result['experiment']}-{result['profile']}.json",
         "command": result["provenance"]["command"],
+        "commit": (result["provenance"].get("commit") or "")[:7],
     }
 
 
@@ -170,7 +171,7 @@ def comparison(profile: str = "cpu", results_dir=None) -> list[dict]:
     Each row: method, family, backbone, epochs, train_minutes, hardware, knn, linear,
     images_per_s, flops_per_image (training FLOPs of one image; None where not recorded),
     labels (``{"0.01": acc, "0.1": acc, "1.0": acc}``, the fractions the file has), and the
-    file and command it came from.
+    file, command and code commit it came from.
     """
     return (
         _baselines(profile, results_dir)
