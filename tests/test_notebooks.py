@@ -48,3 +48,15 @@ def test_every_notebook_is_in_the_table_of_contents():
         assert str(path.relative_to(ROOT).with_suffix("")) in listed, (
             f"{path} missing from _toc.yml"
         )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figure_cells_show_nothing_but_their_figure(path):
+    # myst-nb gives a figure cell's label to each of its displayed outputs; a second display (a
+    # table) would carry the same label, and the executed build fails on the duplicate target
+    for cell in cells(path):
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if cell["cell_type"] == "code" and figure:
+            source = "".join(cell["source"])
+            shows = re.findall(r"^\s*(display)\(", source, flags=re.M)
+            assert not shows, f"{path.name}: figure cell {figure['name']} also calls {shows}"
