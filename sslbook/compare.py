@@ -105,8 +105,10 @@ def _baselines(profile: str, results_dir) -> list[dict]:
             _mean_speed(base["supervised_history"]["steps"]),
         ),
     ]
+    # few_labels wins: its supervised network saw only the labelled part, while the baselines
+    # file's few-label probes read the network trained on all labels
     for row, extra in zip(rows, few_rows, strict=True):
-        row["labels"] = {f: extra[f] for f in FRACTIONS if f in extra} | row["labels"]
+        row["labels"] = row["labels"] | {f: extra[f] for f in FRACTIONS if f in extra}
     rows[2]["labels"]["1.0"] = sup["linear"]  # trained on all labels: the baselines file
     return rows
 
