@@ -13,6 +13,7 @@ machine is not counted.
 
 from __future__ import annotations
 
+from .history import History
 from .results import load_result
 
 __all__ = ["FAMILIES", "EXPERIMENT_OF", "comparison", "hardware_name", "knn_vs_time"]
@@ -59,11 +60,6 @@ def _train_minutes(epochs: int, images: int, images_per_s: float | None) -> floa
     return None if not images_per_s else epochs * images / images_per_s / 60
 
 
-def _mean_speed(steps: list[dict]) -> float | None:
-    speeds = [r["images_per_s"] for r in steps if "images_per_s" in r]
-    return sum(speeds) / len(speeds) if speeds else None
-
-
 def _row(method: str, result: dict, scores: dict, backbone: str, epochs: int, speed) -> dict:
     images = result["settings"]["train_size"] or 50_000  # None: all of CIFAR-10's training split
     fractions = scores.get("label_fractions", {})
@@ -102,7 +98,7 @@ def _baselines(profile: str, results_dir) -> list[dict]:
             sup,
             s["backbone"],
             s["supervised_epochs"],
-            _mean_speed(base["supervised_history"]["steps"]),
+            History.from_dict(base["supervised_history"]).mean("images_per_s"),
         ),
     ]
     # few_labels wins: its supervised network saw only the labelled part, while the baselines

@@ -38,6 +38,13 @@ class History:
                     return record[key]
         raise KeyError(f"no record in this history has {key!r}")
 
+    def mean(self, key: str, level: str = "steps") -> float:
+        """The mean of ``key`` over the records that have it, e.g. ``mean("images_per_s")``."""
+        _, values = self.series(key, level)
+        if not values:
+            raise KeyError(f"no {level} record in this history has {key!r}")
+        return sum(values) / len(values)
+
     def to_dict(self) -> dict:
         return {"steps": [dict(r) for r in self.steps], "epochs": [dict(r) for r in self.epochs]}
 

@@ -42,7 +42,10 @@ def results(tmp_path):
             {"representation": "random-init small_cnn"} | scores(0.3, 0.4),
             {"representation": "supervised small_cnn"} | scores(0.7, 0.8, (0.6, 0.75)),
         ],
-        supervised_history={"steps": [{"images_per_s": 100.0}, {"images_per_s": 300.0}]},
+        supervised_history={
+            "steps": [{"step": 1, "images_per_s": 100.0}, {"step": 2, "images_per_s": 300.0}],
+            "epochs": [],
+        },
     )
     write(
         tmp_path,

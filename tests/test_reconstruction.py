@@ -44,6 +44,9 @@ def test_autoencoder_study_has_a_random_init_row_and_one_row_per_bottleneck(fake
     # uniform random pixels: the mean image errs by about the variance of U(0, 1), 1/12
     assert result["mean_image_mse"] == pytest.approx(1 / 12, rel=0.1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["code16", "code32"]
+    # trained rows carry their cost; the larger code costs more arithmetic per image
+    small, large = rows[1], rows[2]
+    assert small["images_per_s"] > 0 and 0 < small["flops_per_image"] < large["flops_per_image"]
 
 
 def test_denoising_study_reports_each_noise_level(fake_splits):
@@ -59,6 +62,7 @@ def test_mae_study_reports_loss_against_predicting_zero(fake_splits):
     # per-patch normalised targets with the unbiased variance: mean square (n - 1) / n, n = 48
     assert row["zero_loss"] == pytest.approx(47 / 48, abs=1e-3)
     assert len(row["loss_curve"]["step"]) == len(row["loss_curve"]["loss"]) > 0
+    assert row["flops_per_image"] > 0 and "flops_per_image" not in random_row
 
 
 def test_masked_patch_error_averages_over_removed_patches_only():

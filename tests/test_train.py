@@ -423,3 +423,10 @@ def test_fused_optimizer_only_on_cuda():
     if torch.cuda.is_available():
         opt = make_optimizer(model.cuda(), config(None, optimizer="sgd"))
         assert opt.defaults["fused"]
+
+
+def test_history_mean_over_the_records_that_have_the_key():
+    history = History(steps=[{"step": 1, "v": 1.0}, {"step": 2}, {"step": 3, "v": 4.0}])
+    assert history.mean("v") == 2.5
+    with pytest.raises(KeyError, match="no epochs record in this history has 'v'"):
+        history.mean("v", level="epochs")

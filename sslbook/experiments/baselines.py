@@ -159,28 +159,18 @@ def train_supervised(
 def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
     """Measure the three baselines at the scale of ``cfg``; return rows ready for a table."""
     train, test = load_splits(cfg, device)
-    rows = []
-
-    def add(name: str, dim: int, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
-        rows.append(
-            {"representation": name, "dim": dim} | protocol(cfg, train, test, train_x, test_x)
-        )
-
-    add("raw pixels", 3 * 32 * 32, raw_pixel_features(train), raw_pixel_features(test))
+    raw = protocol(cfg, train, test, raw_pixel_features(train), raw_pixel_features(test))
+    rows = [{"representation": "raw pixels", "dim": 3 * 32 * 32} | raw]
     encoder = random_encoder(cfg, device=device)
-    add(
-        f"random-init {cfg.backbone}",
-        encoder.out_dim,
-        extract_features(encoder, train.images),
-        extract_features(encoder, test.images),
+    rows.append(
+        {"representation": f"random-init {cfg.backbone}", "dim": encoder.out_dim}
+        | encoder_protocol(cfg, encoder, train, test)
     )
     ckpt = Path(checkpoint_dir) / "supervised" if checkpoint_dir else None
     method, history = train_supervised(cfg, train, device, ckpt)
-    add(
-        f"supervised {cfg.backbone}",
-        method.encoder.out_dim,
-        extract_features(method.encoder, train.images),
-        extract_features(method.encoder, test.images),
+    rows.append(
+        {"representation": f"supervised {cfg.backbone}", "dim": method.encoder.out_dim}
+        | encoder_protocol(cfg, method.encoder, train, test)
     )
     return {
         "rows": rows,

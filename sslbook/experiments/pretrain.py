@@ -170,12 +170,11 @@ def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None 
     method, history = pretrain(
         name, cfg, train, test, device, checkpoint_dir, eval_every=max(1, cfg.epochs // 10)
     )
-    speeds = [r["images_per_s"] for r in history.steps]
     return {
         "method": name,
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
         "metrics": evaluate_method(method, cfg, train, test),
-        "images_per_s": sum(speeds) / len(speeds),
+        "images_per_s": history.mean("images_per_s"),
         "flops_per_image": method_flops_per_image(method, train.images[:2]),
         "data": describe_splits(train, test),
         "history": history.to_dict(),

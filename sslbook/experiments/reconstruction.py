@@ -190,13 +190,9 @@ def masked_patch_error(model: MAE, images: torch.Tensor, seed: int = 0) -> dict[
     return {"held_out_loss": loss / count, "zero_loss": zero / count}
 
 
-def _speed(history) -> dict[str, float]:
-    """Mean training throughput of a run, for the comparison across methods."""
-    speeds = [r["images_per_s"] for r in history.steps]
-    flops = [r["tflops"] / r["images_per_s"] * 1e12 for r in history.steps if "tflops" in r]
-    return {"images_per_s": sum(speeds) / len(speeds)} | (
-        {"flops_per_image": flops[0]} if flops else {}
-    )
+def _cost(model, history, train: ImageData) -> dict[str, float]:
+    """Mean training throughput and FLOPs per image of a run, to compare methods' cost."""
+    return {"images_per_s": history.mean("images_per_s"), "flops_per_image": _flops(model, train)}
 
 
 def _folder(checkpoint_dir, name: str) -> Path | None:
@@ -225,7 +221,7 @@ def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=
             }
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
-            | _speed(history)
+            | _cost(model, history, train)
         )
     return {
         "width": cfg.width,
@@ -252,7 +248,7 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
             {"noise_std": std, "mse": reconstruction_error(model, test.images)}
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"final_loss": history.steps[-1]["loss"]}
-            | _speed(history)
+            | _cost(model, history, train)
         )
     return {
         "width": cfg.width,
@@ -278,7 +274,7 @@ def run_mae(cfg: Profile, device=None, checkpoint_dir=None, mask_ratios=MASK_RAT
             | masked_patch_error(model, test.images)
             | encoder_protocol(cfg, model.encoder, train, test)
             | {"loss_curve": dict(zip(("step", "loss"), history.series("loss"), strict=True))}
-            | _speed(history)
+            | _cost(model, history, train)
         )
     return {
         "encoder": f"{cfg.vit}, 4x4 patches, [CLS] feature ({random_vit.out_dim}-d)",
