@@ -42,6 +42,7 @@ class Profile:
     text_seq_len: int = 32  # tokens per sequence, [CLS] and [SEP] included
     text_batch_size: int = 16  # sequences per step: the masked LM needs many small steps
     text_epochs: int = 2  # passes over the Tiny Shakespeare training split
+    amp: bool | None = None  # TrainConfig.amp: None autocasts on GPUs; True on the CPU too
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``cfg.with_(epochs=5)``."""

@@ -68,7 +68,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warmup from ~0 to lr, then the schedule
     schedule: str = "cosine"  # "cosine" (to 0 at the end) | "constant"
     grad_clip: float | None = None  # max global gradient norm (None: no clipping)
-    amp: bool | None = None  # None: on where device.amp_dtype() is not None (CUDA/MPS)
+    amp: bool | None = None  # autocast: None on GPUs only; True on the CPU too, see amp_dtype
     seed: int = 0  # seeds the global RNG at the start of every epoch, see _epoch_seed
     checkpoint_dir: str | Path | None = None  # where last.pt goes (None: no checkpoints)
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
@@ -223,12 +223,12 @@ def fit(
     if config.compile:  # the model itself stays uncompiled: eval_fn and checkpoints see it as is
         compute_loss = torch.compile(compute_loss)
     optimizer = make_optimizer(model, config)
-    use_amp = amp_dtype(device) is not None if config.amp is None else config.amp
-    use_scaler = use_amp and amp_dtype(device) == torch.float16
+    precision = amp_dtype(device, config.amp)  # None: float32
+    use_scaler = precision == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps
     guard_grad_norm = config.grad_clip is not None and not use_scaler
-    peak = peak_flops(device, amp_dtype(device) if use_amp else torch.float32)
+    peak = peak_flops(device, precision or torch.float32)
 
     # 3) resume from the last checkpoint, if any
     history, epoch_done, step = History(), 0, 0
@@ -273,7 +273,7 @@ def fit(
 
                 # one step: forward in autocast, backward (scaled for fp16), clip, update
                 optimizer.zero_grad(set_to_none=True)
-                with autocast(device, enabled=use_amp):
+                with autocast(device, config.amp):
                     loss, extras = _split_loss(compute_loss(batch))
                 scaler.scale(loss).backward()
                 grad_norm = None

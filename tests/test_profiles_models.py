@@ -100,3 +100,16 @@ def test_attention_matches_the_explicit_softmax_and_ignores_padding():
     x2 = x.clone()
     x2[1, 5:] = torch.randn(2, 16) * 10
     torch.testing.assert_close(block(x2, padding)[1, :5], fused[1, :5], rtol=1e-5, atol=1e-5)
+
+
+def test_amp_dtype_is_float32_on_the_cpu_unless_enabled():
+    from sslbook.device import amp_dtype, autocast, cpu_has_bf16
+
+    assert amp_dtype("cpu") is None and amp_dtype("cpu", False) is None
+    assert amp_dtype("cpu", True) is torch.bfloat16
+    a = torch.randn(4, 4)
+    with autocast("cpu", True):
+        assert (a @ a).dtype is torch.bfloat16
+    with autocast("cpu"):
+        assert (a @ a).dtype is torch.float32
+    assert isinstance(cpu_has_bf16(), bool)

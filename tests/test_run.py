@@ -133,3 +133,23 @@ def test_git_commit_is_dirty_for_code_changes_but_not_for_rewritten_results(tmp_
     assert git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("a = 2\n")
     assert git_commit(tmp_path) == clean + "-dirty"
+
+
+def test_amp_runs_in_mixed_precision_and_writes_its_own_file(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_experiment(cfg, device, checkpoint_dir):
+        seen.append((cfg.amp, str(checkpoint_dir)))
+        return {"rows": []}
+
+    monkeypatch.setitem(run.EXPERIMENTS, "fake", fake_experiment)
+    args = ["fake", "--profile", "smoke", "--out", str(tmp_path), "--device", "cpu"]
+    assert run.main(args + ["--amp"]) == 0 and run.main(args) == 0
+    assert seen == [
+        (True, str(run.REPO_ROOT / "checkpoints" / "fake-smoke-amp")),
+        (None, str(run.REPO_ROOT / "checkpoints" / "fake-smoke")),
+    ]
+    result = json.loads((tmp_path / "fake-smoke-amp.json").read_text())
+    assert result["provenance"]["command"] == "python -m sslbook.run fake --profile smoke --amp"
+    assert result["settings"]["amp"] is True
+    assert json.loads((tmp_path / "fake-smoke.json").read_text())["settings"]["amp"] is None

@@ -430,3 +430,21 @@ def test_history_mean_over_the_records_that_have_the_key():
     assert history.mean("v") == 2.5
     with pytest.raises(KeyError, match="no epochs record in this history has 'v'"):
         history.mean("v", level="epochs")
+
+
+@pytest.mark.parametrize(
+    ("amp", "expected"), [(None, torch.float32), (False, torch.float32), (True, torch.bfloat16)]
+)
+def test_amp_on_the_cpu_is_float32_unless_asked_for(amp, expected):
+    """On a CPU, fit computes in float32 by default and autocasts to bf16 with amp=True."""
+    seen = []
+
+    def loss_fn(model, batch):
+        x, y = batch
+        pred = model(x)
+        seen.append(pred.dtype)
+        return ((pred.float() - y) ** 2).mean()
+
+    history = fit(make_model(), loss_fn, make_data(), config(amp=amp, epochs=1), device="cpu")
+    assert set(seen) == {expected}
+    assert math.isfinite(history.steps[-1]["loss"])

@@ -148,6 +148,7 @@ def train_supervised(
         seed=seed,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
+        amp=cfg.amp,
     )
     config = TrainConfig(**(settings | changes))
     history = fit(

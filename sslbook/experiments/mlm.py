@@ -131,6 +131,7 @@ def mlm_config(cfg: Profile, **changes) -> TrainConfig:
         weight_decay=0.01,
         warmup_epochs=min(0.3, cfg.text_epochs / 4),
         log_every=20,
+        amp=cfg.amp,
     )
     return TrainConfig(**(settings | changes))
 

@@ -74,6 +74,7 @@ def pretrain_config(cfg: Profile, **changes) -> TrainConfig:
         momentum=0.9,
         weight_decay=5e-4,
         log_every=10,
+        amp=cfg.amp,
     )
     return TrainConfig(**(settings | changes))
 

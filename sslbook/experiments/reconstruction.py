@@ -61,7 +61,9 @@ def _flops(model, train: ImageData) -> float:
 
 def autoencoder_config(cfg: Profile, **changes) -> TrainConfig:
     """AdamW at lr 1e-3, no weight decay, cosine schedule, the profile's epochs and batch."""
-    settings = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=1e-3, log_every=10)
+    settings = dict(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=1e-3, log_every=10, amp=cfg.amp
+    )
     return TrainConfig(**(settings | changes))
 
 
@@ -79,6 +81,7 @@ def mae_config(cfg: Profile, **changes) -> TrainConfig:
         weight_decay=0.05,
         warmup_epochs=max(0.5, 0.05 * cfg.epochs),
         log_every=20,
+        amp=cfg.amp,
     )
     return TrainConfig(**(settings | changes))
 
