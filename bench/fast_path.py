@@ -10,16 +10,17 @@ and both views augmented there in batches; each row adds one switch to the row a
 2. + one host sync every 20 steps: the loss stays on the device in between;
 3. + ``channels_last`` activations (how ``sslbook.models`` runs its CNNs);
 4. + automatic mixed precision (bf16 where supported, fp16 with a gradient scaler elsewhere):
-   CUDA and MPS only;
+   on GPUs, and on CPUs that multiply bf16 matrices natively (``sslbook.device.cpu_has_bf16``);
 5. + a fused optimizer step (one kernel for all parameters): CUDA only;
 6. + ``torch.compile`` of the training step.
 
-Rows 1-3 and 6 use float32 on a CPU, where autocast to bf16 is slower than float32 on most
-processors. The network and batch are the ``cpu`` profile's on a CPU (small CNN, batch 256) and the
-``full`` profile's on CUDA (CIFAR ResNet-18, batch 512), so the last row on an A100/H100-class GPU
-is the setting of the >= 30 % MFU target. Each row trains two epochs of ``--steps`` steps and times
-the second (the first compiles and warms up caches). FLOPs per image are counted with
-``torch.utils.flop_counter``; MFU is reported where ``sslbook.flops.peak_flops`` knows the GPU.
+On a CPU without bf16 units the mixed-precision row is left out: autocast to bf16 is slower than
+float32 there. The network and batch are the ``cpu`` profile's on a CPU (small CNN, batch 256)
+and the ``full`` profile's on CUDA (CIFAR ResNet-18, batch 512), so the last row on an
+A100/H100-class GPU is the setting of the >= 30 % MFU target. Each row trains two epochs of
+``--steps`` steps and times the second (the first compiles and warms up caches). FLOPs per image
+are counted with ``torch.utils.flop_counter``; MFU is reported where
+``sslbook.flops.peak_flops`` knows the GPU.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from images import load_images  # bench/images.py
 
 import sslbook.models.cnn as cnn
-from sslbook.device import amp_dtype, pick_device
+from sslbook.device import amp_dtype, cpu_has_bf16, pick_device
 from sslbook.flops import method_flops_per_image, mfu, peak_flops
 from sslbook.methods import SimCLR
 from sslbook.models import backbone
@@ -52,7 +53,7 @@ SWITCHES = [
 
 def applies(switch: dict, device: torch.device) -> bool:
     if "amp" in switch:
-        return amp_dtype(device) is not None
+        return device.type != "cpu" or cpu_has_bf16()
     if "fused" in switch:
         return device.type == "cuda"
     return True
@@ -108,7 +109,7 @@ def main() -> None:
         settings |= switch
         row = {"configuration": name, "device": device.type}
         row |= train_row(settings, data, cfg, device, args.steps)
-        dtype = amp_dtype(device) if settings.get("amp") else torch.float32
+        dtype = amp_dtype(device, True) if settings.get("amp") else torch.float32
         peak = peak_flops(device, dtype)
         row["tflops"] = flops * row["images_per_s"] / 1e12
         row["mfu"] = None if peak is None else mfu(flops, row["images_per_s"], peak)

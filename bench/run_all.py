@@ -46,19 +46,27 @@ def summary_rows(name: str, result: dict) -> list[dict]:
             else []
         )
     if name == "simclr_step":
+        ratios = result.get("ratio_by_precision", {"float32": result["ratio"]})
+        joint = result.get(
+            "ratio_joint_batchnorm_by_precision", {"float32": result["ratio_joint_batchnorm"]}
+        )
+        held = result.get("target_precision", "float32")
         return [
             {
-                "benchmark": "SimCLR training step",
+                "benchmark": f"SimCLR training step, {precision}",
                 "comparison": "sslbook vs lightly's documented pipeline, both one pass per view",
-                "ratio": result["ratio"],
-                "target": result["target"],
-            },
+                "ratio": ratio,
+                "target": result["target"] if precision == held else None,
+            }
+            for precision, ratio in ratios.items()
+        ] + [
             {
-                "benchmark": "SimCLR step, sslbook's default",
+                "benchmark": f"SimCLR step, sslbook's default, {precision}",
                 "comparison": "one pass over both views (batch norm over 2B) vs lightly",
-                "ratio": result["ratio_joint_batchnorm"],
+                "ratio": ratio,
                 "target": None,
-            },
+            }
+            for precision, ratio in joint.items()
         ]
     if name == "mae_step":
         return [
