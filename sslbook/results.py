@@ -44,9 +44,16 @@ def _load(relative: str, local: Path, remote: bool) -> dict | None:
         return None
 
 
-def load_result(name: str, profile: str, results_dir: str | Path | None = None) -> dict | None:
-    """The parsed ``results/<name>-<profile>.json``, or None when it exists nowhere reachable."""
-    path = Path(results_dir or RESULTS_DIR) / f"{name}-{profile}.json"
+def load_result(
+    name: str, profile: str, results_dir: str | Path | None = None, amp: bool = False
+) -> dict | None:
+    """The parsed ``results/<name>-<profile>.json``, or None when it exists nowhere reachable.
+
+    ``amp=True``: the run in mixed precision on every device, ``<name>-<profile>-amp.json``
+    (``python -m sslbook.run <name> --profile <profile> --amp``).
+    """
+    suffix = "-amp" if amp else ""
+    path = Path(results_dir or RESULTS_DIR) / f"{name}-{profile}{suffix}.json"
     return _load(f"results/{path.name}", path, remote=results_dir is None)
 
 

@@ -18,22 +18,30 @@ RESULTS = ROOT / "results"
 
 
 def names_read_by_the_book() -> set[str]:
-    """``<experiment>-<profile>`` of every result file a chapter loads."""
+    """``<experiment>-<profile>[-amp]`` of every result file a chapter loads."""
     names = set()
     for path in (ROOT / "book").glob("*.ipynb"):
         for cell in json.loads(path.read_text())["cells"]:
             source = "".join(cell["source"])
-            for name, prof in re.findall(r'load_result\("(\w+)", "(\w+)"\)', source):
-                names.add(f"{name}-{prof}")
+            pattern = r'load_result\("(\w+)", "(\w+)"(, amp=True)?\)'
+            for name, prof, amp in re.findall(pattern, source):
+                names.add(f"{name}-{prof}" + ("-amp" if amp else ""))
             if 'comparison("cpu")' in source:  # the closing chapter reads every method's file
                 names |= {f"{e}-cpu" for e in EXPERIMENT_OF.values()} | {"few_labels-cpu"}
     return names
 
 
+def parse(stem: str) -> tuple[str, str, bool]:
+    """``simclr-cpu-amp`` -> ("simclr", "cpu", True): experiment, profile, mixed precision."""
+    amp = stem.endswith("-amp")
+    experiment, prof = stem.removesuffix("-amp").rsplit("-", 1)
+    return experiment, prof, amp
+
+
 def test_the_book_reads_every_experiment_at_the_cpu_profile():
     read = names_read_by_the_book()
     assert {f"{name}-cpu" for name in EXPERIMENTS} <= read
-    assert all(name.rsplit("-", 1)[0] in EXPERIMENTS for name in read), read
+    assert all(parse(name)[0] in EXPERIMENTS for name in read), read
 
 
 @pytest.mark.parametrize(
@@ -41,20 +49,21 @@ def test_the_book_reads_every_experiment_at_the_cpu_profile():
 )
 def test_result_file_exists_parses_and_names_its_command(name):
     path = RESULTS / f"{name}.json"
-    assert path.exists(), (
-        f"{path.name} is missing: python -m sslbook.run {name.replace('-', ' --profile ')}"
-    )
+    experiment, prof, amp = parse(name)
+    command = f"python -m sslbook.run {experiment} --profile {prof}" + (" --amp" if amp else "")
+    assert path.exists(), f"{path.name} is missing: {command}"
     result = json.loads(path.read_text())
-    experiment, prof = name.rsplit("-", 1)
     assert result["experiment"] == experiment and result["profile"] == prof
+    assert bool(result["settings"].get("amp")) == amp
     prov = result["provenance"]
-    assert prov["command"] == f"python -m sslbook.run {experiment} --profile {prof}"
+    assert prov["command"] == command
     assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]), "made from committed code"
     assert prov["wall_time_s"] > 0 and prov["hardware"]["device"] in ("cpu", "cuda", "mps")
     assert result["scale_note"]
 
 
 def test_no_stray_result_files():
+    read = names_read_by_the_book()
     for path in RESULTS.glob("*.json"):
-        experiment = path.stem.rsplit("-", 1)[0]
-        assert experiment in EXPERIMENTS, f"{path.name} names no experiment"
+        assert parse(path.stem)[0] in EXPERIMENTS, f"{path.name} names no experiment"
+        assert path.stem in read, f"{path.name} is read by no chapter"
