@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import device as _device
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -224,6 +226,12 @@ def fit(
         compute_loss = torch.compile(compute_loss)
     optimizer = make_optimizer(model, config)
     precision = amp_dtype(device, config.amp)  # None: float32
+    if precision is not None and device.type == "cpu" and not _device.cpu_has_bf16():
+        warnings.warn(
+            "amp=True on a CPU without bf16 matrix units (AVX-512 BF16 or AMX): bf16 autocast "
+            "is emulated there and slower than float32; leave amp unset to train in float32",
+            stacklevel=2,
+        )
     use_scaler = precision == torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps

@@ -448,3 +448,15 @@ def test_amp_on_the_cpu_is_float32_unless_asked_for(amp, expected):
     history = fit(make_model(), loss_fn, make_data(), config(amp=amp, epochs=1), device="cpu")
     assert set(seen) == {expected}
     assert math.isfinite(history.steps[-1]["loss"])
+
+
+def test_amp_on_a_cpu_without_bf16_units_warns_that_it_is_slower(monkeypatch):
+    import sslbook.device
+
+    monkeypatch.setattr(sslbook.device, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without bf16 matrix units"):
+        fit(make_model(), noisy_mse, make_data(), config(amp=True, epochs=1), device="cpu")
+    monkeypatch.setattr(sslbook.device, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(make_model(), noisy_mse, make_data(), config(amp=True, epochs=1), device="cpu")
