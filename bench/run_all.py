@@ -20,7 +20,7 @@ from pathlib import Path
 from sslbook.provenance import provenance, write_json
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("augment", "simclr_step", "fast_path", "mae_step", "mlm_step")
+BENCHMARKS = ("augment", "simclr_step", "fast_path", "precision", "mae_step", "mlm_step")
 
 
 def summary_rows(name: str, result: dict) -> list[dict]:
@@ -67,6 +67,16 @@ def summary_rows(name: str, result: dict) -> list[dict]:
                 "target": None,
             }
             for precision, ratio in joint.items()
+        ]
+    if name == "precision":
+        return [
+            {
+                "benchmark": f"training step in {result['amp_dtype']}, {row['model']}",
+                "comparison": f"float32 vs {result['amp_dtype']} autocast on {result['device']}",
+                "ratio": row["ratio"],
+                "target": None,
+            }
+            for row in result["rows"]
         ]
     if name == "mae_step":
         return [

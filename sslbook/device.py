@@ -54,7 +54,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def cpu_has_bf16() -> bool:
     """True where the CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX, as on Intel
-    Xeons since Cooper Lake / Sapphire Rapids), so that bf16 autocast speeds a CPU step up."""
+    Xeons since Cooper Lake / Sapphire Rapids); elsewhere bf16 autocast on the CPU is emulated."""
     cpu = getattr(torch, "cpu", None)
     try:
         return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
@@ -68,9 +68,10 @@ def amp_dtype(device: torch.device | str, enabled: bool | None = None) -> torch.
     Args:
         enabled: None (the default of ``TrainConfig.amp``): bf16 on CUDA GPUs that support it,
             else fp16; fp16 on MPS; None on the CPU, so that a CPU run computes in float32 on
-            every processor alike. True: the same on GPUs, and bf16 on the CPU too, which is
-            several times faster than float32 where :func:`cpu_has_bf16` (and slower
-            elsewhere). False: None everywhere.
+            every processor alike. True: the same on GPUs, and bf16 on the CPU too. Where
+            :func:`cpu_has_bf16`, that makes a CNN's step about twice as fast, but small
+            Transformers slower (casts cost more than their small matrix products save);
+            ``bench/precision.py`` measures each model. False: None everywhere.
 
     fp16 needs a gradient scaler (``torch.amp.GradScaler``); bf16 does not.
     """

@@ -17,9 +17,10 @@ Every process runs the experiment (:func:`sslbook.train.fit` splits each batch o
 :mod:`sslbook.distributed`); only rank 0 prints and writes the result file, which records the
 number of processes as ``provenance.world_size``.
 
-``--amp`` trains in mixed precision on the CPU too (bf16 autocast; GPUs use it by default). On a
-processor with bf16 matrix units (:func:`sslbook.device.cpu_has_bf16`) that makes a ``cpu`` run
-several times faster; the result goes to ``<name>-<profile>-amp.json``, beside the float32 one.
+``--amp`` trains in mixed precision on the CPU too (bf16 autocast; GPUs use it by default) and
+writes ``<name>-<profile>-amp.json``, beside the float32 result. On a processor with bf16 matrix
+units (:func:`sslbook.device.cpu_has_bf16`) it makes the CNN experiments' steps about twice as
+fast and the small Transformers' slower: ``bench/precision.py`` times each model.
 """
 
 from __future__ import annotations
