@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,10 @@ from sslbook.provenance import provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("augment", "simclr_step", "fast_path", "precision", "mae_step", "mlm_step")
+
+
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 
 
 def summary_rows(name: str, result: dict) -> list[dict]:
@@ -136,11 +141,16 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}: expected some of {', '.join(BENCHMARKS)}")
     started = time.perf_counter()
+    # each benchmark imports the sslbook of this checkout (and records its commit), whichever
+    # copy the environment has installed
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE.parent), *_pythonpath()])}
     rows, results = [], {}
     for name in names:
         out = HERE / "results" / f"{name}.json"
         print(f"\n## {name}\n", flush=True)
-        subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--out", str(out)], check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / f"{name}.py"), "--out", str(out)], check=True, env=env
+        )
         results[name] = json.loads(out.read_text())
         rows += summary_rows(name, results[name])
     for row in rows:

@@ -44,6 +44,20 @@ def git_commit(root: Path = REPO_ROOT) -> str | None:
     return sha + ("-dirty" if dirty else "")
 
 
+def _command_line() -> str:
+    """This process's command line, with paths under the working directory made relative to it
+    (``python bench/augment.py``, not a path that exists only on the machine that ran it)."""
+    cwd = Path.cwd()
+
+    def short(arg: str) -> str:
+        path = Path(arg)
+        if path.is_absolute() and path.is_relative_to(cwd):
+            return str(path.relative_to(cwd))
+        return arg
+
+    return " ".join([Path(sys.executable).name, *map(short, sys.argv)])
+
+
 def provenance(command: str | None = None, device=None, started: float | None = None) -> dict:
     """Everything a reader needs to reproduce a number: command, commit, hardware, versions, time.
 
@@ -57,7 +71,7 @@ def provenance(command: str | None = None, device=None, started: float | None = 
     from . import __version__
 
     info = {
-        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command or _command_line(),
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": describe_hardware(device),

@@ -153,3 +153,15 @@ def test_amp_runs_in_mixed_precision_and_writes_its_own_file(tmp_path, monkeypat
     assert result["provenance"]["command"] == "python -m sslbook.run fake --profile smoke --amp"
     assert result["settings"]["amp"] is True
     assert json.loads((tmp_path / "fake-smoke.json").read_text())["settings"]["amp"] is None
+
+
+def test_provenance_writes_paths_under_the_working_directory_relative_to_it(tmp_path, monkeypatch):
+    import sys
+
+    from sslbook.provenance import provenance
+
+    monkeypatch.chdir(tmp_path)
+    script, elsewhere = tmp_path / "bench" / "augment.py", "/somewhere/else.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--out", elsewhere, "--steps", "3"])
+    command = provenance()["command"]
+    assert command.split()[1:] == ["bench/augment.py", "--out", elsewhere, "--steps", "3"]
