@@ -90,9 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per row")
     parser.add_argument("--out", default="bench/results/fast_path.json")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
     args = parser.parse_args()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
-    device = pick_device()
+    device = pick_device(args.device)
     cfg = profile("full" if device.type == "cuda" else "cpu")
     images, source = load_images(cfg.batch_size * args.steps)
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -1,11 +1,16 @@
 """Run every benchmark, then print one summary table and write bench/results.json.
 
-    python bench/run_all.py [--only augment,simclr_step,...]
+    python bench/run_all.py [--only augment,simclr_step,...] [--device cpu|cuda]
 
 Each benchmark script runs in its own process (so one's threads and caches do not affect the
 next), prints its own table and writes ``bench/results/<name>.json``. The summary holds one row
 per benchmark: the ratio it measures, its target and whether the target is met, with the
 hardware, torch version and git commit of this run.
+
+``--device cuda`` (the default where CUDA is available) runs the benchmarks that time a GPU
+(augmentation, the SimCLR step against lightly, the fast-path switches with MFU, and float32 vs
+mixed precision) on it, and writes ``bench/results/cuda/<name>.json`` and
+``bench/results-cuda.json``, beside the CPU files rather than over them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from sslbook.provenance import provenance, write_json
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("augment", "simclr_step", "fast_path", "precision", "mae_step", "mlm_step")
+ON_GPU = ("augment", "simclr_step", "fast_path", "precision")  # the ones that time a GPU
+TAKES_DEVICE = ("simclr_step", "fast_path", "precision")  # augment adds its GPU rows itself
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _pythonpath() -> list[str]:
@@ -133,24 +146,34 @@ def summary_rows(name: str, result: dict) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
-    parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument("--only", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--device", default=None, choices=("cpu", "cuda"))
+    parser.add_argument("--out", default=None, help="summary file (default: by device)")
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(names) - set(BENCHMARKS))
+    device = args.device or ("cuda" if _cuda_available() else "cpu")
+    default = BENCHMARKS if device == "cpu" else ON_GPU
+    names = [n for n in (args.only or ",".join(default)).split(",") if n]
+    unknown = sorted(set(names) - set(default))
     if unknown:
-        parser.error(f"unknown benchmark(s) {unknown}: expected some of {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s) {unknown} on {device}: expected some of {', '.join(default)}"
+        )
+    results_dir = HERE / "results" if device == "cpu" else HERE / "results" / device
+    summary_path = args.out or str(
+        HERE / ("results.json" if device == "cpu" else f"results-{device}.json")
+    )
     started = time.perf_counter()
     # each benchmark imports the sslbook of this checkout (and records its commit), whichever
     # copy the environment has installed
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE.parent), *_pythonpath()])}
     rows, results = [], {}
     for name in names:
-        out = HERE / "results" / f"{name}.json"
-        print(f"\n## {name}\n", flush=True)
-        subprocess.run(
-            [sys.executable, str(HERE / f"{name}.py"), "--out", str(out)], check=True, env=env
-        )
+        out = results_dir / f"{name}.json"
+        command = [sys.executable, str(HERE / f"{name}.py"), "--out", str(out)]
+        if name in TAKES_DEVICE:
+            command += ["--device", device]
+        print(f"\n## {name} ({device})\n", flush=True)
+        subprocess.run(command, check=True, env=env)
         results[name] = json.loads(out.read_text())
         rows += summary_rows(name, results[name])
     for row in rows:
@@ -166,8 +189,8 @@ def main() -> int:
             f"| {r['benchmark']} | {r['comparison']} | {r['ratio']:.2f}{unit} | {target} | {met} |"
         )
     payload = {"summary": rows, "benchmarks": results}
-    payload["provenance"] = provenance("python bench/run_all.py", "cpu", started)
-    print(f"\nwrote {write_json(args.out, payload)}")
+    payload["provenance"] = provenance(None, device, started)
+    print(f"\nwrote {write_json(summary_path, payload)}")
     return 0
 
 
