@@ -57,10 +57,15 @@ def load_result(
     return _load(f"results/{path.name}", path, remote=results_dir is None)
 
 
-def load_bench(name: str, bench_dir: str | Path | None = None) -> dict | None:
-    """The parsed ``bench/results/<name>.json`` that ``make bench`` wrote, or None."""
-    path = Path(bench_dir or BENCH_DIR) / f"{name}.json"
-    return _load(f"bench/results/{path.name}", path, remote=bench_dir is None)
+def load_bench(name: str, bench_dir: str | Path | None = None, device: str = "cpu") -> dict | None:
+    """The parsed ``bench/results/<name>.json`` that ``make bench`` wrote, or None.
+
+    ``device="cuda"``: the GPU run's ``bench/results/cuda/<name>.json``
+    (``python bench/run_all.py --device cuda``).
+    """
+    relative = f"{name}.json" if device == "cpu" else f"{device}/{name}.json"
+    path = Path(bench_dir or BENCH_DIR) / relative
+    return _load(f"bench/results/{relative}", path, remote=bench_dir is None)
 
 
 def markdown_table(rows: list[dict], columns: dict[str, str], digits: int = 3) -> str:

@@ -150,4 +150,7 @@ def test_load_result_and_load_bench_read_local_files_only_when_given_a_folder(tm
     (tmp_path / "fast_path.json").write_text('{"b": 2}')
     assert load_result("x", "cpu", tmp_path) == {"a": 1}
     assert load_bench("fast_path", tmp_path) == {"b": 2}
+    (tmp_path / "cuda").mkdir()
+    (tmp_path / "cuda" / "fast_path.json").write_text('{"c": 3}')
+    assert load_bench("fast_path", tmp_path, device="cuda") == {"c": 3}
     assert load_result("y", "cpu", tmp_path) is None and load_bench("nope", tmp_path) is None
