@@ -28,27 +28,29 @@ import time
 
 import torch
 from images import load_images  # bench/images.py
+from timing import time_alternating  # bench/timing.py
 
 from sslbook.augment import to_float
-from sslbook.device import amp_dtype, cpu_has_bf16
+from sslbook.device import amp_dtype, autocast, cpu_has_bf16
 from sslbook.experiments import mlm
-from sslbook.experiments.pretrain import build_method
-from sslbook.experiments.reconstruction import mae_encoder
+from sslbook.experiments.pretrain import build_method, pretrain_config
+from sslbook.experiments.reconstruction import mae_config, mae_encoder
 from sslbook.methods import MAE
 from sslbook.methods.mlm import MaskedLanguageModel, mlm_loss
 from sslbook.profiles import profile
 from sslbook.provenance import provenance, write_json
+from sslbook.train import make_optimizer
 
 
 def make_step(model: torch.nn.Module, loss_fn, batches, optimizer, device, dtype):
     """A training step function: next batch, forward and loss under autocast to ``dtype``."""
-    model.to(device).train()
+    model.train()
     position = [0]
 
     def step() -> None:
         batch = batches[position[0] % len(batches)]
         position[0] += 1
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with autocast(device, dtype != torch.float32):
             loss = loss_fn(model, batch)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -58,19 +60,23 @@ def make_step(model: torch.nn.Module, loss_fn, batches, optimizer, device, dtype
 
 
 def models(cfg, device, images: torch.Tensor, steps: int):
-    """(name, factory) per model; a factory returns (model, loss_fn, batches, optimizer)."""
+    """(name, factory) per model; a factory returns (model, loss_fn, batches, optimizer).
+
+    Each model gets the optimizer of its experiment (``make_optimizer`` on the experiment's
+    config), on ``device``.
+    """
 
     def simclr():
         torch.manual_seed(0)
-        method = build_method("simclr", cfg)
-        opt = torch.optim.SGD(method.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
+        method = build_method("simclr", cfg).to(device)
+        opt = make_optimizer(method, pretrain_config(cfg))
         batches = [images[i * cfg.batch_size : (i + 1) * cfg.batch_size] for i in range(steps)]
         return method, lambda m, b: m(b), batches, opt
 
     def mae():
         torch.manual_seed(0)
-        method = MAE(mae_encoder(cfg), mask_ratio=0.75)
-        opt = torch.optim.AdamW(method.parameters(), lr=1e-3, weight_decay=0.05)
+        method = MAE(mae_encoder(cfg), mask_ratio=0.75).to(device)
+        opt = make_optimizer(method, mae_config(cfg))
         n = cfg.mae_batch_size
         batches = [to_float(images[i * n : (i + 1) * n]) for i in range(steps)]
         return method, lambda m, b: m(b), batches, opt
@@ -79,8 +85,8 @@ def models(cfg, device, images: torch.Tensor, steps: int):
         torch.manual_seed(0)
         data = mlm.load_text(cfg)
         vocab = data.tokenizer.vocab_size
-        model = MaskedLanguageModel(mlm.build_encoder("transformer", vocab, cfg), vocab)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        model = MaskedLanguageModel(mlm.build_encoder("transformer", vocab, cfg), vocab).to(device)
+        opt = make_optimizer(model, mlm.mlm_config(cfg))
         n = cfg.text_batch_size
         ids = data.train_ids.to(device)
         batches = [(ids[i * n : (i + 1) * n],) for i in range(steps)]
@@ -95,26 +101,6 @@ def models(cfg, device, images: torch.Tensor, steps: int):
             masked_lm,
         ),
     ]
-
-
-def time_both(steps: dict, total: int, device, rounds: int = 3, warmup: int = 2) -> dict:
-    """Seconds per step of each step function, timed in alternating rounds after a warmup."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    seconds = dict.fromkeys(steps, 0.0)
-    per_round = max(1, total // rounds)
-    for _ in range(rounds):
-        for name, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(per_round):
-                step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds[name] += time.perf_counter() - start
-    return {name: t / (per_round * rounds) for name, t in seconds.items()}
 
 
 def main() -> None:
@@ -139,7 +125,7 @@ def main() -> None:
         for dtype in (torch.float32, low):
             model, loss_fn, batches, opt = factory()
             step_fns[dtype] = make_step(model, loss_fn, batches, opt, device, dtype)
-        seconds = time_both(step_fns, args.steps, device)
+        seconds = time_alternating(step_fns, args.steps, device, rounds=3)
         rows.append(
             {
                 "model": name,

@@ -41,9 +41,10 @@ import numpy as np
 import torch
 from images import load_images  # bench/images.py
 from PIL import Image
+from timing import time_alternating  # bench/timing.py
 from torch.utils.data import DataLoader, Dataset
 
-from sslbook.device import cpu_has_bf16
+from sslbook.device import autocast, cpu_has_bf16
 from sslbook.losses import nt_xent_loss
 from sslbook.methods import SimCLR
 from sslbook.models import backbone
@@ -64,10 +65,6 @@ def precisions() -> list[torch.dtype]:
     return [torch.float32, torch.bfloat16] if native else [torch.float32]
 
 
-def autocast(dtype: torch.dtype):
-    return torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype != torch.float32)
-
-
 def make_model(seed: int = 0, joint_batchnorm: bool = True) -> tuple[SimCLR, torch.optim.Optimizer]:
     cfg = profile("cpu")
     torch.manual_seed(seed)
@@ -75,28 +72,6 @@ def make_model(seed: int = 0, joint_batchnorm: bool = True) -> tuple[SimCLR, tor
     model.to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
     return model, opt
-
-
-def time_alternating(steps: dict, total: int, rounds: int = 4, warmup: int = 2) -> dict:
-    """Seconds per step of each pipeline in ``steps`` (name -> step function).
-
-    After ``warmup`` untimed steps each, the pipelines take turns in ``rounds`` rounds of
-    ``total / rounds`` timed steps, so that a slow spell of the machine hits all of them alike.
-    """
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    seconds = dict.fromkeys(steps, 0.0)
-    per_round = max(1, total // rounds)
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(per_round):
-                step()
-            if DEVICE.type == "cuda":
-                torch.cuda.synchronize()  # the round's kernels have finished
-            seconds[name] += time.perf_counter() - start
-    return {name: t / (per_round * rounds) for name, t in seconds.items()}
 
 
 def sslbook_step(images: np.ndarray, joint_batchnorm: bool, dtype: torch.dtype):
@@ -111,7 +86,7 @@ def sslbook_step(images: np.ndarray, joint_batchnorm: bool, dtype: torch.dtype):
 
     def step() -> None:
         i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
-        with autocast(dtype):
+        with autocast(DEVICE, dtype != torch.float32):
             loss = model(data[order[i : i + BATCH]])["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -164,7 +139,7 @@ def lightly_step(images: np.ndarray, workers: int, dtype: torch.dtype):
             batches = iter(loader)
             x0, x1 = next(batches)
         x0, x1 = x0.to(DEVICE, non_blocking=True), x1.to(DEVICE, non_blocking=True)
-        with autocast(dtype):
+        with autocast(DEVICE, dtype != torch.float32):
             z0, z1 = model.project(x0), model.project(x1)
             loss = criterion(z0, z1)
         opt.zero_grad(set_to_none=True)
@@ -205,8 +180,10 @@ def main() -> None:
             ),
             (LIGHTLY, 0): lightly_step(images, 0, dtype),
         }
-        seconds = time_alternating(pipelines, args.steps)
-        seconds |= time_alternating({(LIGHTLY, 2): lightly_step(images, 2, dtype)}, args.steps, 1)
+        seconds = time_alternating(pipelines, args.steps, DEVICE)
+        seconds |= time_alternating(
+            {(LIGHTLY, 2): lightly_step(images, 2, dtype)}, args.steps, DEVICE, rounds=1
+        )
         block = [
             {
                 "pipeline": name,
