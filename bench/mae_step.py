@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from images import load_images  # bench/images.py
 
-from sslbook.augment import to_float
+from sslbook.data import to_float
 from sslbook.methods import MAE
 from sslbook.models import vit_mini, vit_tiny
 from sslbook.provenance import provenance, write_json

@@ -30,7 +30,7 @@ import torch
 from images import load_images  # bench/images.py
 from timing import time_alternating  # bench/timing.py
 
-from sslbook.augment import to_float
+from sslbook.data import to_float
 from sslbook.device import amp_dtype, autocast, cpu_has_bf16
 from sslbook.experiments import mlm
 from sslbook.experiments.pretrain import build_method, pretrain_config

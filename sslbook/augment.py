@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .data import check_images, to_float
+
 __all__ = [
     "SimCLRAugment",
     "color_jitter",
@@ -32,7 +34,6 @@ __all__ = [
     "random_resized_crop",
     "sample_crop_params",
     "solarize",
-    "to_float",
     "two_views",
 ]
 
@@ -42,31 +43,6 @@ LUMA = (0.299, 0.587, 0.114)
 
 # -----------------------------------------------------------------------------
 # input checks and random numbers
-
-
-def to_float(images: Tensor) -> Tensor:
-    """uint8 images to float32 in [0, 1]; float images are checked and cast to float32.
-
-    Float input is assumed to lie in [0, 1] already (checking it would cost a device sync).
-
-    Shape:
-        images: (B, 3, H, W), uint8 or floating. Returns (B, 3, H, W), float32.
-    """
-    _check_images(images)
-    if images.dtype == torch.uint8:
-        return images.float().div_(255)
-    return images.float()
-
-
-def _check_images(images: Tensor) -> None:
-    if not isinstance(images, Tensor):
-        raise ValueError(f"expected images as a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
-        raise ValueError(f"expected a non-empty batch of images, got shape {tuple(images.shape)}")
-    if images.dtype != torch.uint8 and not images.is_floating_point():
-        raise ValueError(f"expected images of dtype uint8 or floating, got {images.dtype}")
 
 
 def _check_p(p: float, name: str = "p") -> None:
@@ -595,6 +571,6 @@ def two_views(
         images: (B, 3, H, W). Returns two (B, 3, size, size) float32 tensors.
     """
     augment = SimCLRAugment() if augment is None else augment
-    _check_images(images)
+    check_images(images)
     views = augment(torch.cat([images, images]), generator=generator)
     return views[: len(images)], views[len(images) :]

@@ -28,8 +28,10 @@ __all__ = [
     "DataUnavailableError",
     "ImageData",
     "cache_dir",
+    "check_images",
     "cifar10",
     "tiny_shakespeare",
+    "to_float",
 ]
 
 CIFAR10_CLASSES = (
@@ -208,3 +210,29 @@ def tiny_shakespeare(download: bool = True) -> str:
         f"holding text/tinyshakespeare.txt, or connect to the internet so that it can be "
         f"downloaded from {TINY_SHAKESPEARE_URL} into {cached}."
     )
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float32 in [0, 1]; float images are checked and cast to float32.
+
+    Float input is assumed to lie in [0, 1] already (checking it would cost a device sync).
+
+    Shape:
+        images: (B, 3, H, W), uint8 or floating. Returns (B, 3, H, W), float32.
+    """
+    check_images(images)
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images.float()
+
+
+def check_images(images: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``images`` is a non-empty (B, 3, H, W) uint8 or float tensor."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"expected images as a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
+        raise ValueError(f"expected a non-empty batch of images, got shape {tuple(images.shape)}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise ValueError(f"expected images of dtype uint8 or floating, got {images.dtype}")

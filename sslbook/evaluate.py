@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import to_float
+from .data import to_float
 
 __all__ = [
     "extract_features",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .augment import to_float
+from .data import to_float
 
 __all__ = [
     "to_image",

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslbook.augment import to_float
+from sslbook.data import to_float
 from sslbook.evaluate import extract_features
 from sslbook.methods import ArticleAutoencoder, ConvAutoencoder, DenoisingAutoencoder, layer_shapes
 from sslbook.train import TrainConfig, fit

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslbook.augment import to_float
+from sslbook.data import to_float
 from sslbook.masking import random_mask
 from sslbook.methods import MAE
 from sslbook.models import ViT, patchify, sincos_pos_embed_2d, unpatchify

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslbook.augment import SimCLRAugment, to_float
+from sslbook.augment import SimCLRAugment
+from sslbook.data import to_float
 from sslbook.methods import BYOL, MoCo, SimCLR, SimSiam
 from sslbook.methods.byol import target_momentum
 from sslbook.models import backbone

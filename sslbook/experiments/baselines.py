@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..augment import to_float
-from ..data import ImageData, cifar10
+from ..data import ImageData, cifar10, to_float
 from ..evaluate import (
     evaluate_features,
     extract_features,

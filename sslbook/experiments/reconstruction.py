@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..augment import to_float
-from ..data import ImageData
+from ..data import ImageData, to_float
 from ..flops import training_flops_per_image
 from ..methods import MAE, ConvAutoencoder
 from ..models.vit import ViT, vit_mini, vit_tiny

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import to_float
+from ..data import to_float
 from ..models.cnn import Normalize
 
 __all__ = [

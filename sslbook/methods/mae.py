@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..augment import SimCLRAugment, to_float
+from ..augment import SimCLRAugment
+from ..data import to_float
 from ..masking import mask_patches
 from ..models.transformer import TransformerBlock
 from ..models.vit import ViT, patchify, sincos_pos_embed_2d, unpatchify
