@@ -1,6 +1,6 @@
 """Two-view SimCLR augmentation throughput: sslbook's batched tensors vs torchvision's PIL pipeline.
 
-    python bench/augment.py [--seconds S] [--out bench/results/augment.json]
+    python bench/augment.py [--rounds R] [--steps N] [--quick] [--out bench/results/augment.json]
 
 An "image" is one source image turned into two views. Compared:
 (a) ``sslbook.augment.two_views`` on uint8 batches of 512 on the CPU, one thread (per core) and all;
@@ -11,26 +11,26 @@ An "image" is one source image turned into two views. Compared:
     kornia is installed (``bench/requirements.txt``): the other library that augments tensors
     in batches;
 (d) (a), and (c) if installed, on the GPU when CUDA is available.
-The timed runs of (a, one thread) and (b) alternate in short rounds, so load from other processes
-on the machine affects both alike. Target: (a) per core >= 5x (b) per core.
+All pipelines take turns in rounds (``bench/timing.py``), so load from other processes on the
+machine affects them alike; each row reports the median round and the range of the rounds.
+Target: (a) per core >= 5x (b) per core, medians.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-
 import torch
-from images import load_images  # bench/images.py
+from common import Run, arguments, batches, load_images, parse, to_nhwc  # bench/common.py
 from PIL import Image
+from timing import time_alternating  # bench/timing.py
 from torchvision import transforms as T
 
 from sslbook.augment import SimCLRAugment, two_views
-from sslbook.provenance import provenance, write_json
+from sslbook.results import markdown_table
 
 TARGET = 5.0  # sslbook images/s per core over the PIL pipeline's
-BATCH = 512  # source images per sslbook call (1024 views)
+BATCH = 512  # source images per sslbook (and kornia) step: 1024 views
+PIL_BATCH = 64  # source images per PIL step, about as long as one sslbook step on one core
+SSLBOOK, PIL, KORNIA = "sslbook two_views", "torchvision PIL per image", "kornia.augmentation"
 
 
 def pil_pipeline() -> T.Compose:
@@ -60,146 +60,102 @@ def kornia_pipeline():
     )
 
 
-class Runner:
-    """Accumulates images and seconds of one pipeline over timed rounds."""
-
-    def __init__(self, name: str, device: str, threads: int, step, sync=lambda: None):
-        self.name, self.device, self.threads = name, device, threads
-        self.step, self.sync = step, sync  # step() augments one batch and returns its size
-        self.images, self.seconds = 0, 0.0
-
-    def round(self, seconds: float) -> None:
-        torch.set_num_threads(self.threads)
-        self.sync()
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            self.images += self.step()
-        self.sync()
-        self.seconds += time.perf_counter() - start
-
-    def row(self) -> dict:
-        rate = self.images / self.seconds
-        per_core = rate / self.threads if self.device == "cpu" else None
-        return {
-            "pipeline": self.name,
-            "device": self.device,
-            "threads": self.threads,
-            "images": self.images,
-            "seconds": round(self.seconds, 2),
-            "images_per_s": round(rate, 1),
-            "images_per_s_per_core": None if per_core is None else round(per_core, 1),
-        }
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per pipeline")
-    parser.add_argument("--out", default="bench/results/augment.json")
-    args = parser.parse_args()
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    args = parse(arguments(__doc__, "augment", rounds=9, steps=20))
+    run = Run()
     all_threads = torch.get_num_threads()
-
-    images, source = load_images()
-    tensors = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8
-    pils = [Image.fromarray(a) for a in images]
-    augment, pil = SimCLRAugment(), pil_pipeline()
+    images, source = load_images(10_000)
+    pils = [Image.fromarray(a) for a in to_nhwc(images)]
+    augment, pil, korn = SimCLRAugment(), pil_pipeline(), kornia_pipeline()
 
     def sslbook_step(data: torch.Tensor):
-        position = [0]
+        take = batches(data, BATCH)
+        return lambda: two_views(take(), augment)
 
-        def step() -> int:
-            i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
-            two_views(data[i : i + BATCH], augment)
-            return BATCH
-
-        return step
-
-    pil_position = [0]
-
-    def pil_step() -> int:
-        for img in pils[pil_position[0] : pil_position[0] + 64]:
-            pil(img), pil(img)
-        pil_position[0] = (pil_position[0] + 64) % (len(pils) - 64)
-        return 64
+    def pil_step():
+        take = batches(pils, PIL_BATCH)
+        return lambda: [(pil(img), pil(img)) for img in take()]
 
     def kornia_step(data: torch.Tensor, kornia_augment):
-        position = [0]
+        take = batches(data, BATCH)
 
-        def step() -> int:
-            i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
-            batch = data[i : i + BATCH].float().div(255)
+        def step() -> None:
+            batch = take().float().div(255)
             kornia_augment(torch.cat([batch, batch]))  # two views, as two_views makes them
-            return BATCH
 
         return step
 
-    ours_1 = Runner("sslbook two_views (batch 512)", "cpu", 1, sslbook_step(tensors))
-    ours_all = Runner("sslbook two_views (batch 512)", "cpu", all_threads, sslbook_step(tensors))
-    theirs = Runner("torchvision PIL per image", "cpu", 1, pil_step)
-    runners = [ours_1, theirs, ours_all]
-    korn = kornia_pipeline()
+    # (pipeline, device, threads) -> step function; the first two make the target's ratio
+    steps = {
+        (SSLBOOK, "cpu", 1): sslbook_step(images),
+        (PIL, "cpu", 1): pil_step(),
+        (SSLBOOK, "cpu", all_threads): sslbook_step(images),
+    }
     if korn is not None:
-        runners.append(
-            Runner("kornia.augmentation (batch 512)", "cpu", 1, kornia_step(tensors, korn))
-        )
+        steps[(KORNIA, "cpu", 1)] = kornia_step(images, korn)
     if torch.cuda.is_available():
-        on_gpu = tensors.cuda()
-        sync = torch.cuda.synchronize
-        runners.append(
-            Runner("sslbook two_views (batch 512)", "cuda", all_threads, sslbook_step(on_gpu), sync)
-        )
+        on_gpu = images.cuda()
+        steps[(SSLBOOK, "cuda", all_threads)] = sslbook_step(on_gpu)
         if korn is not None:
-            step = kornia_step(on_gpu, korn.cuda())
-            runners.append(
-                Runner("kornia.augmentation (batch 512)", "cuda", all_threads, step, sync)
-            )
+            steps[(KORNIA, "cuda", all_threads)] = kornia_step(on_gpu, korn.cuda())
+    before = {key: (lambda n=key[2]: torch.set_num_threads(n)) for key in steps}
+    # the CPU clock stops only after the GPU finished: time_alternating syncs on "cuda"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    timings = time_alternating(steps, device, args.rounds, args.steps, before=before)
+    torch.set_num_threads(all_threads)
 
-    for runner in runners:  # warm up
-        runner.round(0.5)
-        runner.images, runner.seconds = 0, 0.0
-    rounds = max(1, round(args.seconds / 0.5))
-    for _ in range(rounds):  # alternate short rounds: shared-machine load hits all alike
-        for runner in runners:
-            runner.round(args.seconds / rounds)
-
-    rows = [r.row() for r in runners]
+    rows = []
+    for (name, on, threads), timing in timings.items():
+        per_step = PIL_BATCH if name == PIL else BATCH
+        rate = per_step / timing.median
+        rows.append(
+            {
+                "pipeline": f"{name} (batch {per_step})" if name != PIL else name,
+                "device": on,
+                "threads": threads,
+                "images_per_step": per_step,
+                **timing.fields("s_per_step"),
+                "images_per_s": round(rate, 1),
+                "images_per_s_per_core": round(rate / threads, 1) if on == "cpu" else None,
+                "spread": str(timing),
+            }
+        )
     ratio = rows[0]["images_per_s_per_core"] / rows[1]["images_per_s_per_core"]
-    kornia_cpu = [r for r in rows if r["pipeline"].startswith("kornia") and r["device"] == "cpu"]
+    kornia_cpu = [r for r in rows if r["pipeline"].startswith(KORNIA) and r["device"] == "cpu"]
     kornia_ratio = (
         rows[0]["images_per_s_per_core"] / kornia_cpu[0]["images_per_s_per_core"]
         if kornia_cpu
         else None
     )
+    print(f"Data: {source}. An image = one source image -> two 32x32 views. {run.describe()}.\n")
+    columns = {
+        "pipeline": "pipeline",
+        "device": "device",
+        "threads": "threads",
+        "spread": "s/step: median (min-max)",
+        "images_per_s": "images/s",
+        "images_per_s_per_core": "images/s per core",
+    }
+    print(markdown_table([r | {"images_per_s_per_core": r["images_per_s_per_core"] or "-"}
+                          for r in rows], columns, digits=0))  # fmt: skip
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    print(f"\nsslbook / PIL per core, medians: {ratio:.1f}x (target >= {TARGET:.0f}x: {verdict})")
+    if kornia_ratio is not None:
+        print(f"sslbook / kornia per core, medians: {kornia_ratio:.1f}x")
     payload = {
         "benchmark": "two-view SimCLR augmentation of 32x32 images",
         "data": source,
         "batch_size": BATCH,
         "augment": repr(augment),
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
         "results": rows,
         "ratio_per_core": round(ratio, 2),
         "target_ratio_per_core": TARGET,
         "target_met": ratio >= TARGET,
         "ratio_per_core_vs_kornia": None if kornia_ratio is None else round(kornia_ratio, 2),
-        # other processes on the machine slow batched code (shared caches, OpenMP) most
-        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "provenance": provenance(device=runners[-1].device, started=started),
     }
-    load = payload["load_average_1min"]
-    print(f"Data: {source}. An image = one source image -> two 32x32 views.")
-    print(f"Load average (1 min) before/after: {load['before']:.1f}/{load['after']:.1f}.\n")
-    print("| pipeline | device | threads | images/s | images/s per core |")
-    print("|---|---|---:|---:|---:|")
-    for r in rows:
-        per_core = (
-            "-" if r["images_per_s_per_core"] is None else f"{r['images_per_s_per_core']:,.0f}"
-        )
-        print(f"| {r['pipeline']} | {r['device']} | {r['threads']} | {r['images_per_s']:,.0f} "
-              f"| {per_core} |")  # fmt: skip
-    verdict = "met" if payload["target_met"] else "NOT met"
-    print(f"\nsslbook / PIL per core: {ratio:.1f}x (target >= {TARGET:.0f}x: {verdict})")
-    if kornia_ratio is not None:
-        print(f"sslbook / kornia per core: {kornia_ratio:.1f}x")
-    print(f"wrote {write_json(args.out, payload)}")
+    run.write(args.out, payload, device)
 
 
 if __name__ == "__main__":

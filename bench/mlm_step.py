@@ -1,6 +1,7 @@
 """Masked-LM training throughput: sslbook vs Hugging Face transformers, same model size.
 
-    python bench/mlm_step.py [--steps N] [--quality-steps N] [--out bench/results/mlm_step.json]
+    python bench/mlm_step.py [--rounds R] [--steps N] [--quality-steps N] [--quick]
+                             [--out bench/results/mlm_step.json]
 
 Both train a BERT-style encoder of the CPU profile's size (2 blocks, width 128, 4 heads, MLP
 512, the Tiny Shakespeare word vocabulary, sequences of 32 tokens, batch 16) with AdamW at
@@ -12,25 +13,24 @@ lr 1e-3 on the same windows of the training split:
   masked-LM pipeline: 15 % Bernoulli selection, 80/10/10), logits at every position and the
   loss over the selected ones. Its tokenizer wraps the same word vocabulary.
 
-Throughput is training tokens per second over timed steps. Quality: both are trained for
+Throughput is training tokens per second over timed steps, the two pipelines taking turns in
+rounds (``bench/timing.py``); the ratio divides medians. Quality: both are trained for
 ``--quality-steps`` steps and scored with one fixed BERT masking of the validation split.
 Target: sslbook >= 1.0x in tokens/s, and masked-token accuracy no worse.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-
 import torch
+from common import Run, arguments, batches, parse, training_step  # bench/common.py
+from timing import time_alternating  # bench/timing.py
 
 from sslbook.experiments import mlm
 from sslbook.methods.mlm import MaskedLanguageModel
 from sslbook.models import TextTransformer, count_parameters
 from sslbook.profiles import profile
-from sslbook.provenance import provenance, write_json
-from sslbook.text import IGNORE_INDEX, PAD_ID, SPECIAL_TOKENS
+from sslbook.results import markdown_table
+from sslbook.text import IGNORE_INDEX, PAD_ID, SPECIAL_IDS, SPECIAL_TOKENS, bert_mask
 
 TARGET = 1.0
 BATCH = 16
@@ -80,26 +80,18 @@ def sslbook_model(data: mlm.TextData, cfg) -> MaskedLanguageModel:
     return MaskedLanguageModel(encoder, data.tokenizer.vocab_size)
 
 
-def train(step_fn, params, ids: torch.Tensor, steps: int, warmup: int = 0) -> float:
-    """Run ``warmup`` + ``steps`` steps over shuffled windows; seconds per timed step."""
+def mlm_training_step(loss_fn, params, ids: torch.Tensor):
+    """A step function: ``loss_fn`` on the next batch of shuffled windows, backward, AdamW."""
+    take = batches(ids, BATCH, shuffle=True)
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(0))
-    start = None
-    for i in range(warmup + steps):
-        if i == warmup:
-            start = time.perf_counter()
-        j = (i * BATCH) % (len(ids) - BATCH)
-        loss = step_fn(ids[order[j : j + BATCH]])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return (time.perf_counter() - start) / max(steps, 1)
+    return training_step(lambda: loss_fn(take()), opt)
 
 
 @torch.no_grad()
 def hf_scores(model, ids: torch.Tensor) -> float:
     """Masked-token accuracy of the HF model, same fixed masks as mlm.masked_token_scores."""
-    inputs, labels = mlm._fixed_masks(ids, model.config.vocab_size)
+    generator = torch.Generator(device=ids.device).manual_seed(0)  # masked_token_scores' seed
+    inputs, labels = bert_mask(ids, model.config.vocab_size, SPECIAL_IDS, generator=generator)
     model.eval()
     correct = count = 0
     for i in range(0, len(ids), 256):
@@ -113,12 +105,12 @@ def hf_scores(model, ids: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per pipeline")
+    parser = arguments(__doc__, "mlm_step", rounds=7, steps=6)
     parser.add_argument("--quality-steps", type=int, default=1500)
-    parser.add_argument("--out", default="bench/results/mlm_step.json")
-    args = parser.parse_args()
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    args = parse(parser)
+    if args.quick:
+        args.quality_steps = min(args.quality_steps, 20)
+    run = Run()
     cfg = profile("cpu")
     data = mlm.load_text(cfg)
     tokens_per_step = BATCH * cfg.text_seq_len
@@ -136,14 +128,19 @@ def main() -> None:
             input_ids=examples["input_ids"], attention_mask=mask, labels=examples["labels"]
         ).loss
 
-    t_ours = train(ours_step, ours.parameters(), data.train_ids, args.steps, warmup=3)
-    t_hf = train(hf_step, hf.parameters(), data.train_ids, args.steps, warmup=3)
-    speed = {"sslbook": tokens_per_step / t_ours, "transformers": tokens_per_step / t_hf}
+    steps = {
+        "sslbook": mlm_training_step(ours_step, ours.parameters(), data.train_ids),
+        "transformers": mlm_training_step(hf_step, hf.parameters(), data.train_ids),
+    }
+    timings = time_alternating(steps, "cpu", args.rounds, args.steps, warmup=3)
+    speed = {name: tokens_per_step / t.median for name, t in timings.items()}
 
     # quality at equal steps, from fresh models
     ours, (hf, collator) = sslbook_model(data, cfg), hf_model_and_collator(data, cfg)
-    train(ours_step, ours.parameters(), data.train_ids, args.quality_steps)
-    train(hf_step, hf.parameters(), data.train_ids, args.quality_steps)
+    for model, loss_fn in ((ours, ours_step), (hf, hf_step)):  # the steps see the fresh ones
+        step = mlm_training_step(loss_fn, model.parameters(), data.train_ids)
+        for _ in range(args.quality_steps):
+            step()
     accuracy = {
         "sslbook": mlm.masked_token_scores(ours, data.val_ids)["val_accuracy"],
         "transformers": hf_scores(hf, data.val_ids),
@@ -157,21 +154,32 @@ def main() -> None:
 
     print(
         f"Tiny Shakespeare, {cfg.text_depth} blocks width {cfg.text_dim}, vocabulary "
-        f"{data.tokenizer.vocab_size}, {BATCH} x {cfg.text_seq_len} tokens per step, torch "
-        f"threads {torch.get_num_threads()}, load average before {load_before:.1f}.\n"
+        f"{data.tokenizer.vocab_size}, {BATCH} x {cfg.text_seq_len} tokens per step, "
+        f"{run.describe()}.\n"
     )
-    print("| pipeline | parameters | training tokens/s | masked-token accuracy |")
-    print("|---|---:|---:|---:|")
-    for name in speed:
-        print(
-            f"| {name} | {sizes[name]:,} | {speed[name]:,.0f} | "
-            f"{accuracy[name]:.3f} (after {args.quality_steps} steps) |"
-        )
+    rows = [
+        {
+            "pipeline": name,
+            "parameters": f"{sizes[name]:,}",
+            "spread": str(timings[name]),
+            "tokens_per_s": f"{speed[name]:,.0f}",
+            "accuracy": f"{accuracy[name]:.3f} (after {args.quality_steps} steps)",
+        }
+        for name in speed
+    ]
+    columns = {
+        "pipeline": "pipeline",
+        "parameters": "parameters",
+        "spread": "s/step: median (min-max)",
+        "tokens_per_s": "training tokens/s",
+        "accuracy": "masked-token accuracy",
+    }
+    print(markdown_table(rows, columns))
     target_met = ratio >= TARGET and accuracy["sslbook"] >= accuracy["transformers"]
     met = "met" if target_met else "NOT met"
     print(
-        f"\nsslbook / transformers: {ratio:.2f}x tokens/s; unigram accuracy {unigram:.3f} "
-        f"(target >= {TARGET}x and accuracy no worse: {met})"
+        f"\nsslbook / transformers: {ratio:.2f}x tokens/s (medians); unigram accuracy "
+        f"{unigram:.3f} (target >= {TARGET}x and accuracy no worse: {met})"
     )
     payload = {
         "benchmark": "masked-LM training step on CPU, sslbook vs transformers BertForMaskedLM",
@@ -180,16 +188,17 @@ def main() -> None:
         "vocabulary": data.tokenizer.vocab_size,
         "parameters": sizes,
         "tokens_per_s": {k: round(v, 1) for k, v in speed.items()},
+        "s_per_step": {name: t.fields("s_per_step") for name, t in timings.items()},
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
         "ratio": round(ratio, 2),
         "quality_steps": args.quality_steps,
         "masked_token_accuracy": accuracy,
         "unigram_accuracy": unigram,
         "target": TARGET,
         "target_met": target_met,
-        "load_average": [load_before, os.getloadavg()[0]],
-        "provenance": provenance(device="cpu", started=started),
     }
-    print(f"wrote {write_json(args.out, payload)}")
+    run.write(args.out, payload, "cpu")
 
 
 if __name__ == "__main__":

@@ -1,44 +1,42 @@
 """What mixed precision buys each of the book's models: one training step in float32 and under
 autocast, on the same device.
 
-    python bench/precision.py [--steps N] [--device cpu|cuda] [--out bench/results/precision.json]
+    python bench/precision.py [--rounds R] [--steps N] [--quick] [--device cpu|cuda]
+                              [--out bench/results/precision.json]
 
 ``TrainConfig(amp=...)`` (``python -m sslbook.run ... --amp``) autocasts the forward pass and
 loss to bf16 (fp16 on GPUs without bf16). Whether that pays depends on the hardware and on the
 model: the saving is in the large matrix products and convolutions, the cost is in casting
 activations and weights back and forth. This bench times one training step of each model the
 experiments train, at the profile of the device (``cpu`` on a CPU, ``full`` on CUDA), in both
-precisions, in alternating rounds so that a slow spell of the machine hits both alike:
+precisions, in alternating rounds (``bench/timing.py``) so that a slow spell of the machine hits
+both alike; each reports the median round with the range of the rounds:
 
 - SimCLR: the profile's CNN backbone and projection head, two augmented views per image, SGD;
 - MAE: the profile's ViT encoder on the 25 % visible patches and its light decoder, AdamW;
 - masked LM: the profile's Transformer on Tiny Shakespeare word windows (BERT's 15 % masking),
   AdamW.
 
-The ratio is float32 seconds per step over mixed-precision seconds per step: above 1, autocast
-trains faster. On a CPU, bf16 is native only with AVX-512 BF16 or AMX
+The ratio is float32 seconds per step over mixed-precision seconds per step, medians: above 1,
+autocast trains faster. On a CPU, bf16 is native only with AVX-512 BF16 or AMX
 (``sslbook.device.cpu_has_bf16``, recorded in the result); elsewhere it is emulated.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-
 import torch
-from images import load_images  # bench/images.py
+from common import Run, arguments, load_images, parse, training_step  # bench/common.py
 from timing import time_alternating  # bench/timing.py
 
 from sslbook.data import to_float
-from sslbook.device import amp_dtype, autocast, cpu_has_bf16
+from sslbook.device import amp_dtype, cpu_has_bf16
 from sslbook.experiments import mlm
 from sslbook.experiments.pretrain import build_method, pretrain_config
 from sslbook.experiments.reconstruction import mae_config, mae_encoder
 from sslbook.methods import MAE
 from sslbook.methods.mlm import MaskedLanguageModel, mlm_loss
 from sslbook.profiles import profile
-from sslbook.provenance import provenance, write_json
+from sslbook.results import markdown_table
 from sslbook.train import make_optimizer
 
 
@@ -47,16 +45,11 @@ def make_step(model: torch.nn.Module, loss_fn, batches, optimizer, device, dtype
     model.train()
     position = [0]
 
-    def step() -> None:
-        batch = batches[position[0] % len(batches)]
+    def loss() -> torch.Tensor:
         position[0] += 1
-        with autocast(device, dtype != torch.float32):
-            loss = loss_fn(model, batch)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        return loss_fn(model, batches[position[0] % len(batches)])["loss"]
 
-    return step
+    return training_step(loss, optimizer, device, amp=dtype != torch.float32)
 
 
 def models(cfg, device, images: torch.Tensor, steps: int):
@@ -104,34 +97,33 @@ def models(cfg, device, images: torch.Tensor, steps: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=9, help="timed steps per precision")
+    parser = arguments(__doc__, "precision", rounds=7, steps=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--out", default="bench/results/precision.json")
-    args = parser.parse_args()
+    args = parse(parser)
     device = torch.device(args.device)
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    run = Run()
     cfg = profile("full" if device.type == "cuda" else "cpu")
     low = amp_dtype(device, True)
-    n = max(cfg.batch_size, cfg.mae_batch_size) * args.steps
-    raw, source = load_images(n)
-    images = torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous().to(device)
-    if len(images) < n:  # fewer offline images than steps x batch: reuse them
-        images = images.repeat(-(-n // len(images)), 1, 1, 1)[:n]
+    batches = args.steps * args.rounds + 2  # the timed steps and the warmup ones
+    images, source = load_images(max(cfg.batch_size, cfg.mae_batch_size) * batches)
+    images = images.to(device)
 
     rows = []
-    for name, factory in models(cfg, device, images, args.steps):
+    for name, factory in models(cfg, device, images, batches):
         step_fns = {}
         for dtype in (torch.float32, low):
-            model, loss_fn, batches, opt = factory()
-            step_fns[dtype] = make_step(model, loss_fn, batches, opt, device, dtype)
-        seconds = time_alternating(step_fns, args.steps, device, rounds=3)
+            model, loss_fn, model_batches, opt = factory()
+            step_fns[dtype] = make_step(model, loss_fn, model_batches, opt, device, dtype)
+        timings = time_alternating(step_fns, device, args.rounds, args.steps)
+        full, mixed = timings[torch.float32], timings[low]
         rows.append(
             {
                 "model": name,
-                "float32_s_per_step": round(seconds[torch.float32], 4),
-                "amp_s_per_step": round(seconds[low], 4),
-                "ratio": round(seconds[torch.float32] / seconds[low], 2),
+                **full.fields("float32_s_per_step"),
+                **mixed.fields("amp_s_per_step"),
+                "ratio": round(full.median / mixed.median, 2),
+                "float32_spread": str(full),
+                "amp_spread": str(mixed),
             }
         )
         print(f"{name}: {rows[-1]['ratio']}x", flush=True)
@@ -139,15 +131,16 @@ def main() -> None:
     precision = str(low).removeprefix("torch.")
     native = cpu_has_bf16() if device.type == "cpu" else True
     print(
-        f"\n{device.type}, torch threads {torch.get_num_threads()}, autocast to {precision} "
-        f"({'native' if native else 'emulated'}), load average before {load_before:.1f}.\n"
+        f"\n{device.type}, autocast to {precision} "
+        f"({'native' if native else 'emulated'}), {run.describe()}.\n"
     )
-    print(f"| model | float32 s/step | {precision} s/step | float32 / {precision} |")
-    print("|---|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['float32_s_per_step']} | {r['amp_s_per_step']} | {r['ratio']}x |"
-        )
+    columns = {
+        "model": "model",
+        "float32_spread": "float32 s/step: median (min-max)",
+        "amp_spread": f"{precision} s/step: median (min-max)",
+        "ratio": f"float32 / {precision}, medians",
+    }
+    print(markdown_table(rows, columns, digits=2))
     payload = {
         "benchmark": "one training step per model, float32 vs mixed precision",
         "data": source,
@@ -155,11 +148,11 @@ def main() -> None:
         "profile": cfg.name,
         "amp_dtype": precision,
         "native_low_precision": native,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
         "rows": rows,
-        "load_average": [load_before, os.getloadavg()[0]],
-        "provenance": provenance(device=device, started=started),
     }
-    print(f"wrote {write_json(args.out, payload)}")
+    run.write(args.out, payload, device)
 
 
 if __name__ == "__main__":

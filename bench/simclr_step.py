@@ -1,6 +1,7 @@
 """SimCLR training throughput: sslbook's tensor pipeline vs lightly's documented pipeline.
 
-    python bench/simclr_step.py [--steps N] [--out bench/results/simclr_step.json]
+    python bench/simclr_step.py [--rounds R] [--steps N] [--quick] [--device cpu|cuda]
+                                [--out bench/results/simclr_step.json]
 
 Both train the same network (the cpu profile's backbone + SimCLR's projection head) with the same
 batch (256 images, two views each), optimizer (SGD, lr 0.06, momentum 0.9, wd 5e-4) and loss
@@ -27,36 +28,46 @@ Every pipeline is timed in float32 and, where the hardware multiplies bf16 matri
 GPU, or a CPU with AVX-512 BF16 / AMX, see ``sslbook.device.cpu_has_bf16``), again with its
 forward pass and loss under bf16 autocast: ``TrainConfig(amp=True)`` for sslbook, the same
 autocast around lightly's model and loss. Both pipelines then do the same arithmetic again, only
-faster, so the data pipeline's share of the step grows. The ratio held to the target is the one
-in the fastest precision both pipelines can use on the machine (bf16 where it is native).
+faster, so the data pipeline's share of the step grows. The ratio held to the target is the
+float32 one, the precision every machine runs and ``fit``'s default on a CPU; the bf16 ratio is
+reported beside it, for information.
+
+The in-process pipelines take turns in rounds (``bench/timing.py``); every row reports the
+median round with the range of the rounds, and the ratios divide medians.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-
 import numpy as np
 import torch
-from images import load_images  # bench/images.py
+from common import (
+    Run,
+    arguments,
+    batches,
+    load_images,
+    parse,
+    to_nhwc,
+    training_step,
+)  # bench/common.py
 from PIL import Image
 from timing import time_alternating  # bench/timing.py
 from torch.utils.data import DataLoader, Dataset
 
-from sslbook.device import autocast, cpu_has_bf16
+from sslbook.device import cpu_has_bf16
 from sslbook.losses import nt_xent_loss
 from sslbook.methods import SimCLR
 from sslbook.models import backbone
 from sslbook.profiles import profile
-from sslbook.provenance import provenance, write_json
+from sslbook.results import markdown_table
 
-TARGET = 1.3
+TARGET = 1.3  # sslbook / lightly images/s, float32 medians, same forward passes
 BATCH = 256
-
+HEADLINE = "float32"  # the precision held to the target; bf16 is reported beside it
 
 DEVICE = torch.device("cpu")  # --device: where the networks (and sslbook's data) live
 LIGHTLY = "lightly (SimCLRTransform + DataLoader)"
+SAME_PASSES = "sslbook SimCLR(joint_batchnorm=False): one pass per view, as lightly"
+JOINT = "sslbook SimCLR() default: one pass over both views"
 
 
 def precisions() -> list[torch.dtype]:
@@ -74,25 +85,14 @@ def make_model(seed: int = 0, joint_batchnorm: bool = True) -> tuple[SimCLR, tor
     return model, opt
 
 
-def sslbook_step(images: np.ndarray, joint_batchnorm: bool, dtype: torch.dtype):
+def sslbook_step(images: torch.Tensor, joint_batchnorm: bool, dtype: torch.dtype):
     """One training step of sslbook's SimCLR on the next batch of a uint8 tensor dataset.
 
     As ``sslbook.train.fit`` runs it: augmentation, forward and loss under autocast to ``dtype``.
     """
-    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(DEVICE)  # uint8
+    take = batches(images.to(DEVICE), BATCH, shuffle=True)  # uint8, resident on the device
     model, opt = make_model(joint_batchnorm=joint_batchnorm)
-    order = torch.randperm(len(data), device=DEVICE)
-    position = [0]
-
-    def step() -> None:
-        i = position[0] = (position[0] + BATCH) % (len(data) - BATCH)
-        with autocast(DEVICE, dtype != torch.float32):
-            loss = model(data[order[i : i + BATCH]])["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return training_step(lambda: model(take())["loss"], opt, DEVICE, dtype != torch.float32)
 
 
 class PILImages(Dataset):
@@ -129,36 +129,31 @@ def lightly_step(images: np.ndarray, workers: int, dtype: torch.dtype):
     )
     model, opt = make_model()
     criterion = NTXentLoss(temperature=0.5)
-    batches = iter(loader)
+    views = iter(loader)
 
-    def step() -> None:
-        nonlocal batches
+    def loss() -> torch.Tensor:
+        nonlocal views
         try:
-            x0, x1 = next(batches)
+            x0, x1 = next(views)
         except StopIteration:
-            batches = iter(loader)
-            x0, x1 = next(batches)
+            views = iter(loader)
+            x0, x1 = next(views)
         x0, x1 = x0.to(DEVICE, non_blocking=True), x1.to(DEVICE, non_blocking=True)
-        with autocast(DEVICE, dtype != torch.float32):
-            z0, z1 = model.project(x0), model.project(x1)
-            loss = criterion(z0, z1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return criterion(model.project(x0), model.project(x1))
 
-    return step
+    # the DataLoader and the copy to the device run under autocast too, where they cast nothing
+    return training_step(loss, opt, DEVICE, dtype != torch.float32)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per pipeline")
-    parser.add_argument("--out", default="bench/results/simclr_step.json")
+    parser = arguments(__doc__, "simclr_step", rounds=7, steps=2)
     parser.add_argument("--device", default="cpu", help="cpu (the target's setting) or cuda")
-    args = parser.parse_args()
+    args = parse(parser)
     global DEVICE
     DEVICE = torch.device(args.device)
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
-    images, source = load_images()
+    run = Run()
+    images, source = load_images(10_000)
+    pixels = to_nhwc(images)  # what lightly's PIL images are made from
 
     # the two losses agree, so the pipelines train the same objective
     z0, z1 = torch.randn(BATCH, 128), torch.randn(BATCH, 128)
@@ -167,87 +162,84 @@ def main() -> None:
     gap = (nt_xent_loss(z0, z1, 0.5) - NTXentLoss(temperature=0.5)(z0, z1)).abs().item()
 
     # in-process pipelines take turns; DataLoader workers would prefetch during the others' turns,
-    # so the pipeline with workers runs afterwards, on its own
+    # so the pipeline with workers takes its rounds afterwards, on its own
     rows, ratios, joint_ratios = [], {}, {}
     for dtype in precisions():
         precision = str(dtype).removeprefix("torch.")
         pipelines = {
-            ("sslbook SimCLR(joint_batchnorm=False): one pass per view, as lightly", 0): (
-                sslbook_step(images, False, dtype)
-            ),
-            ("sslbook SimCLR() default: one pass over both views", 0): (
-                sslbook_step(images, True, dtype)
-            ),
-            (LIGHTLY, 0): lightly_step(images, 0, dtype),
+            (SAME_PASSES, 0): sslbook_step(images, False, dtype),
+            (JOINT, 0): sslbook_step(images, True, dtype),
+            (LIGHTLY, 0): lightly_step(pixels, 0, dtype),
         }
-        seconds = time_alternating(pipelines, args.steps, DEVICE)
-        seconds |= time_alternating(
-            {(LIGHTLY, 2): lightly_step(images, 2, dtype)}, args.steps, DEVICE, rounds=1
-        )
-        block = [
-            {
-                "pipeline": name,
-                "precision": precision,
-                "workers": workers,
-                "s_per_step": round(s, 3),
-                "images_per_s": round(BATCH / s, 1),
-            }
-            for (name, workers), s in seconds.items()
-        ]
-        best_lightly = max(r["images_per_s"] for r in block if r["pipeline"] == LIGHTLY)
-        ratios[precision] = round(block[0]["images_per_s"] / best_lightly, 2)  # same passes
-        joint_ratios[precision] = round(block[1]["images_per_s"] / best_lightly, 2)
-        rows += block
-    headline = precision  # the last: the fastest precision native to the device
-    ratio = ratios[headline]
+        timings = time_alternating(pipelines, DEVICE, args.rounds, args.steps)
+        alone = {(LIGHTLY, 2): lightly_step(pixels, 2, dtype)}
+        timings |= time_alternating(alone, DEVICE, args.rounds, args.steps)
+        for (name, workers), timing in timings.items():
+            rows.append(
+                {
+                    "pipeline": name,
+                    "precision": precision,
+                    "workers": workers,
+                    **timing.fields("s_per_step"),
+                    "images_per_s": round(BATCH / timing.median, 1),
+                    "spread": str(timing),
+                }
+            )
+        lightly = min(t.median for (name, _), t in timings.items() if name == LIGHTLY)
+        ratios[precision] = round(lightly / timings[(SAME_PASSES, 0)].median, 2)
+        joint_ratios[precision] = round(lightly / timings[(JOINT, 0)].median, 2)
+    ratio = ratios[HEADLINE]
     fastest = max(r["images_per_s"] for r in rows if r["pipeline"] != LIGHTLY)
     lightly_float32 = max(
-        r["images_per_s"] for r in rows if r["pipeline"] == LIGHTLY and r["precision"] == "float32"
+        r["images_per_s"] for r in rows if r["pipeline"] == LIGHTLY and r["precision"] == HEADLINE
     )
 
+    cfg = profile("cpu")
     print(
-        f"Data: {source}. Batch {BATCH} images (two views each), "
-        f"{profile('cpu').backbone} width {profile('cpu').width}, torch threads "
-        f"{torch.get_num_threads()}, load average before {load_before:.1f}.\n"
+        f"Data: {source}. Batch {BATCH} images (two views each), {cfg.backbone} width "
+        f"{cfg.width}, {run.describe()}.\n"
     )
-    print("| pipeline | precision | DataLoader workers | s/step | images/s |")
-    print("|---|---|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['pipeline']} | {r['precision']} | {r['workers']} | {r['s_per_step']} | "
-            f"{r['images_per_s']:,} |"
-        )
+    columns = {
+        "pipeline": "pipeline",
+        "precision": "precision",
+        "workers": "DataLoader workers",
+        "spread": "s/step: median (min-max)",
+        "images_per_s": "images/s",
+    }
+    print(markdown_table(rows, columns, digits=1))
     print()
     for precision in ratios:
+        role = "held to the target" if precision == HEADLINE else "for information"
         print(
-            f"{precision}: sslbook / best lightly, same forward passes {ratios[precision]:.2f}x; "
-            f"sslbook's default (one pass over both views) {joint_ratios[precision]:.2f}x"
+            f"{precision} ({role}): sslbook / best lightly, same forward passes "
+            f"{ratios[precision]:.2f}x; sslbook's default (one pass over both views) "
+            f"{joint_ratios[precision]:.2f}x"
         )
     met = "met" if ratio >= TARGET else "NOT met"
     print(
-        f"held to the target ({headline}): {ratio:.2f}x (target >= {TARGET}x: {met}); "
+        f"held to the target ({HEADLINE}, medians): {ratio:.2f}x (target >= {TARGET}x: {met}); "
         f"NT-Xent values differ by {gap:.2e}"
     )
     print(f"sslbook's fastest / lightly's float32 pipeline: {fastest / lightly_float32:.2f}x")
     payload = {
-        "benchmark": "SimCLR training step on CPU, sslbook vs lightly",
+        "benchmark": f"SimCLR training step on {DEVICE.type}, sslbook vs lightly",
         "data": source,
         "batch_size": BATCH,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
         "rows": rows,
         "ratio": ratio,
-        "ratio_joint_batchnorm": joint_ratios[headline],
-        "target_precision": headline,
+        "ratio_joint_batchnorm": joint_ratios[HEADLINE],
+        "target_precision": HEADLINE,
         "ratio_by_precision": ratios,
         "ratio_joint_batchnorm_by_precision": joint_ratios,
         "speedup_over_lightly_float32": round(fastest / lightly_float32, 2),
         "target": TARGET,
         "target_met": ratio >= TARGET,
         "loss_difference": gap,
-        "load_average": [load_before, os.getloadavg()[0]],
         "device": str(DEVICE),
-        "provenance": provenance(device=DEVICE, started=started),
     }
-    print(f"wrote {write_json(args.out, payload)}")
+    run.write(args.out, payload, DEVICE)
 
 
 if __name__ == "__main__":

@@ -8,5 +8,6 @@ __version__ = "0.1.0"
 
 from .device import pick_device, seed_everything  # noqa: E402
 from .profiles import Profile, profile  # noqa: E402
+from .weights import pretrained  # noqa: E402
 
-__all__ = ["Profile", "pick_device", "profile", "seed_everything", "__version__"]
+__all__ = ["Profile", "pick_device", "pretrained", "profile", "seed_everything", "__version__"]

@@ -77,6 +77,18 @@ def _as_float(images: Tensor, inplace: bool) -> Tensor:
 _GATHER_ON = ("cpu",)  # device types where _apply_to gathers the chosen samples
 
 
+def _with_probability(
+    images: Tensor, p: float, generator, inplace: bool, fn: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """``fn`` applied to each sample with probability ``p`` (one uniform draw per sample)."""
+    _check_p(p)
+    x = _as_float(images, inplace)
+    if p == 0:
+        return x
+    chosen = _uniform((len(x),), generator, x.device) < p
+    return _apply_to(chosen, fn, x)
+
+
 def _apply_to(mask: Tensor, fn: Callable[..., Tensor], x: Tensor, *per_sample: Tensor) -> Tensor:
     """Replace, in place, the samples of ``x`` in ``mask`` by ``fn(x, *per_sample)``.
 
@@ -248,12 +260,7 @@ def horizontal_flip(
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
     """
-    _check_p(p)
-    x = _as_float(images, inplace)
-    if p == 0:
-        return x
-    flip = _uniform((len(x),), generator, x.device) < p
-    return _apply_to(flip, lambda t: t.flip(-1), x)
+    return _with_probability(images, p, generator, inplace, lambda t: t.flip(-1))
 
 
 # -----------------------------------------------------------------------------
@@ -396,12 +403,7 @@ def random_grayscale(
     Shape:
         images: (B, 3, H, W). Returns (B, 3, H, W), float32.
     """
-    _check_p(p)
-    x = _as_float(images, inplace)
-    if p == 0:
-        return x
-    chosen = _uniform((len(x),), generator, x.device) < p
-    return _apply_to(chosen, lambda t: _grayscale(t).expand_as(t), x)
+    return _with_probability(images, p, generator, inplace, lambda t: _grayscale(t).expand_as(t))
 
 
 def _blur(x: Tensor, kernel: Tensor) -> Tensor:

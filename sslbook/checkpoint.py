@@ -119,6 +119,24 @@ def restore_training_state(
     path, state, model, optimizer, scaler, config, device, steps_per_epoch
 ) -> tuple[int, int, History]:
     """Load a checkpoint's model, optimizer, scaler and RNG state; return (epoch, step, history)."""
+    check_checkpoint_fits(path, state, model, config, steps_per_epoch)
+    # load everything; the RNG states are re-seeded per epoch anyway, restored for completeness
+    model.load_state_dict(state["model"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"optimizer state in {path} does not fit: {e}. {remedy(path)}") from e
+    if scaler.is_enabled() and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"]["cpu"])
+    if device.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["epoch"], state["step"], History.from_dict(state["history"])
+
+
+def check_checkpoint_fits(path, state, model, config, steps_per_epoch) -> None:
+    """Raise CheckpointError unless ``state`` can resume this model, optimizer and data;
+    warn when a config field changed that resuming tolerates but that changes the result."""
     missing = CHECKPOINT_KEYS - state.keys()
     if missing:
         raise CheckpointError(
@@ -170,21 +188,8 @@ def restore_training_state(
         warnings.warn(
             f"resuming {path} with a changed config {changed} (saved, now): the result will "
             "differ from an uninterrupted run with either config",
-            stacklevel=3,
+            stacklevel=4,
         )
-
-    # 4) load everything; the RNG states are re-seeded per epoch anyway, restored for completeness
-    model.load_state_dict(saved)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"optimizer state in {path} does not fit: {e}. {remedy(path)}") from e
-    if scaler.is_enabled() and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng"]["cpu"])
-    if device.type == "cuda" and "cuda" in state["rng"]:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["epoch"], state["step"], History.from_dict(state["history"])
 
 
 def remedy(path: Path) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "DataUnavailableError",
     "ImageData",
+    "balanced_subset",
     "cache_dir",
     "check_images",
     "cifar10",
@@ -77,25 +78,59 @@ class ImageData:
         return ImageData(self.images.to(device), self.labels.to(device), self.classes, self.source)
 
     def subset(self, n: int | None, seed: int = 0) -> ImageData:
-        """The first ``n`` images of a fixed class-balanced shuffle (all of them for ``None``).
-
-        Balanced so that even a small smoke-scale subset holds every class in equal measure.
+        """The first ``n`` images of a fixed class-balanced shuffle (all of them for ``None``):
+        :func:`balanced_subset`, so that even a small smoke-scale subset holds every class in
+        equal measure.
         """
         if n is None or n >= len(self):
             return self
-        if n <= 0:
-            raise ValueError(f"expected a positive subset size, got {n}")
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(len(self), generator=g)
-        labels = self.labels.cpu()[order]
-        # Rank each image within its class, then take images in order of that rank: round-robin.
-        rank = torch.empty_like(labels)
-        for c in labels.unique():
-            where = (labels == c).nonzero().squeeze(1)
-            rank[where] = torch.arange(len(where))
-        take = order[torch.argsort(rank * len(self) + torch.arange(len(self)), stable=True)[:n]]
-        take = take.to(self.labels.device)
+        take = balanced_subset(self.labels, n, seed=seed)
         return ImageData(self.images[take], self.labels[take], self.classes, self.source)
+
+
+def balanced_subset(
+    labels: torch.Tensor, n: int | None = None, *, fraction: float | None = None, seed: int = 0
+) -> torch.Tensor:
+    """Indices of a class-balanced subset of ``labels``, the same for the same ``seed``.
+
+    Give exactly one size:
+
+    - ``n``: the first ``n`` examples of a round robin over the classes, taken in the order of
+      one seeded shuffle of all examples. Class counts differ by at most one, and so do those of
+      every prefix (:meth:`ImageData.subset`, the profiles' training and held-out images).
+    - ``fraction``: each class keeps ``round(fraction * count)`` of its examples, at least one,
+      drawn with one seeded permutation per class, so every method in a comparison sees the
+      same labelled images (the few-label probes). Indices sorted.
+
+    Shape:
+        labels: (N,) int64; return: (n,) or (about fraction * N,) int64, on ``labels``' device
+    """
+    if (n is None) == (fraction is None):
+        raise ValueError(f"expected exactly one of n and fraction, got n={n}, fraction={fraction}")
+    if labels.ndim != 1:
+        raise ValueError(f"expected labels of shape (N,), got {tuple(labels.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    cpu = labels.cpu()
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"expected a label fraction in (0, 1], got {fraction}")
+        keep = []
+        for c in cpu.unique():
+            members = (cpu == c).nonzero().squeeze(1)
+            count = max(1, round(fraction * len(members)))
+            keep.append(members[torch.randperm(len(members), generator=g)[:count]])
+        return torch.cat(keep).sort().values.to(labels.device)
+    if n <= 0:
+        raise ValueError(f"expected a positive subset size, got {n}")
+    order = torch.randperm(len(cpu), generator=g)
+    shuffled = cpu[order]
+    # Rank each example within its class, then take examples in order of that rank: round-robin.
+    rank = torch.empty_like(shuffled)
+    for c in shuffled.unique():
+        where = (shuffled == c).nonzero().squeeze(1)
+        rank[where] = torch.arange(len(where))
+    take = order[torch.argsort(rank * len(cpu) + torch.arange(len(cpu)), stable=True)[:n]]
+    return take.to(labels.device)
 
 
 def data_dir() -> Path | None:

@@ -6,14 +6,17 @@ asks which hardware it runs on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import torch
 
 __all__ = [
     "pick_device",
     "seed_everything",
+    "seeded",
     "amp_dtype",
     "autocast",
     "cpu_has_bf16",
@@ -50,6 +53,22 @@ def seed_everything(seed: int) -> torch.Generator:
         pass
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Within the block torch's global RNG draws exactly what it would after
+    ``torch.manual_seed(seed)`` (on the CPU and every CUDA device); afterwards the caller's RNG
+    state is back, as if the block had drawn nothing.
+
+    So a function can build its model from a fixed seed without reseeding its caller::
+
+        with seeded(seed):
+            model = ConvAutoencoder(width, bottleneck)  # the same weights for the same seed
+    """
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
 
 
 def cpu_has_bf16() -> bool:

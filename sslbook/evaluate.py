@@ -5,8 +5,8 @@
   k most cosine-similar training features votes for its label with weight exp(sim / T).
 - :func:`linear_probe`: a linear classifier trained on frozen, standardised features.
 - :func:`alignment` and :func:`uniformity`: Wang & Isola, 2020, arXiv:2005.10242.
-- :func:`embedding_std` (SimSiam, Chen & He, 2021, arXiv:2011.10566, §4.1) and
-  :func:`effective_rank` (RankMe, Garrido et al., 2023, arXiv:2210.02885): collapse indicators.
+- :func:`embedding_std` and :func:`effective_rank`: collapse indicators, from
+  :mod:`sslbook.collapse`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import to_float
+from .collapse import effective_rank, embedding_std
+from .data import balanced_subset, to_float
+from .modules import eval_mode
 
 __all__ = [
     "extract_features",
     "knn_predict",
     "knn_accuracy",
     "linear_probe",
-    "evaluate_features",
-    "label_subset",
     "label_efficiency",
     "alignment",
     "uniformity",
@@ -44,13 +44,11 @@ def extract_features(
         return: (N, D) float32, on ``images``' device
     """
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
-    was_training = encoder.training
-    encoder.eval()
-    feats = [
-        encoder(to_float(images[i : i + batch_size].to(device))).float().to(images.device)
-        for i in range(0, len(images), batch_size)
-    ]
-    encoder.train(was_training)
+    with eval_mode(encoder):
+        feats = [
+            encoder(to_float(images[i : i + batch_size].to(device))).float().to(images.device)
+            for i in range(0, len(images), batch_size)
+        ]
     return torch.cat(feats)
 
 
@@ -101,6 +99,7 @@ def knn_accuracy(
     train_y: torch.Tensor,
     test_x: torch.Tensor,
     test_y: torch.Tensor,
+    *,
     k: int = 200,
     temperature: float = 0.1,
 ) -> float:
@@ -153,43 +152,6 @@ def linear_probe(
         return (probe(xt).argmax(1) == test_y).float().mean().item()
 
 
-def evaluate_features(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
-    k: int = 200,
-    temperature: float = 0.1,
-    probe_epochs: int = 100,
-) -> dict[str, float]:
-    """The book's standard protocol: weighted kNN and linear-probe accuracy on frozen features."""
-    return {
-        "knn": knn_accuracy(train_x, train_y, test_x, test_y, k, temperature),
-        "linear": linear_probe(train_x, train_y, test_x, test_y, epochs=probe_epochs),
-    }
-
-
-def label_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
-    """Indices of a class-balanced ``fraction`` of ``labels``: the labelled part of a study.
-
-    Each class keeps ``round(fraction * count)`` of its examples, at least one, drawn with a
-    seeded permutation, so every method in a comparison sees the same labelled images.
-
-    Shape:
-        labels: (N,) int64; return: (about fraction * N,) int64, sorted
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"expected a label fraction in (0, 1], got {fraction}")
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    cpu = labels.cpu()
-    keep = []
-    for c in cpu.unique():
-        members = (cpu == c).nonzero().squeeze(1)
-        count = max(1, round(fraction * len(members)))
-        keep.append(members[torch.randperm(len(members), generator=g)[:count]])
-    return torch.cat(keep).sort().values.to(labels.device)
-
-
 def label_efficiency(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -201,13 +163,14 @@ def label_efficiency(
 ) -> dict[str, float]:
     """Linear-probe accuracy on all of ``test`` with only ``fraction`` of the training labels.
 
-    The probe sees the features and labels of :func:`label_subset` only; the representation was
+    The probe sees the features and labels of a class-balanced ``fraction`` of the training set
+    only (:func:`sslbook.data.balanced_subset`, seeded); the representation was
     learned without labels (or, for a supervised network, with whatever it was trained on).
     Returns ``{str(fraction): accuracy}``.
     """
     scores = {}
     for fraction in fractions:
-        idx = label_subset(train_y, fraction, seed)
+        idx = balanced_subset(train_y, fraction=fraction, seed=seed)
         scores[str(fraction)] = linear_probe(
             train_x[idx], train_y[idx], test_x, test_y, epochs=epochs, seed=seed
         )
@@ -236,28 +199,6 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     """
     z = F.normalize(z, dim=1)
     return torch.pdist(z, p=2).pow(2).mul(-t).exp().mean().log()
-
-
-def embedding_std(z: torch.Tensor) -> torch.Tensor:
-    """Mean over dimensions of the std of L2-normalised embeddings.
-
-    About 1/sqrt(D) for embeddings spread over the sphere, 0 when every input maps to one point.
-
-    Shape:
-        z: (N, D); return: scalar
-    """
-    return F.normalize(z.float(), dim=1).std(dim=0).mean()
-
-
-def effective_rank(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """exp(entropy) of the normalised singular values of centred embeddings (1 to D).
-
-    Shape:
-        z: (N, D); return: scalar
-    """
-    s = torch.linalg.svdvals(z.float() - z.float().mean(0))
-    p = s / s.sum().clamp_min(eps) + eps
-    return (-(p * p.log()).sum()).exp()
 
 
 @torch.no_grad()

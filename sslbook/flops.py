@@ -11,7 +11,7 @@ Elementwise work, normalisation and the augmentation are left out, as is usual f
 small CNN whose time goes into those reaches a low MFU however well the loop is written.
 
     flops = method_flops_per_image(method, images[:4])
-    history = fit(method, loss_fn, images, config, flops_per_sample=flops)  # records tflops, mfu
+    history = fit(method, images, config, flops_per_sample=flops)  # records tflops, mfu
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from .modules import train_mode
 
 __all__ = [
     "training_flops",
@@ -78,16 +80,13 @@ def training_flops_per_image(
         batch: tuple of (B, ...) tensors; the count is divided by B
     """
     state = copy.deepcopy(model.state_dict())
-    was_training = model.training
     cuda = sorted({p.device for p in model.parameters() if p.device.type == "cuda"}, key=str)
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), train_mode(model):
         try:
-            model.train()
             flops = training_flops(loss_fn, model, batch)
         finally:
             model.zero_grad(set_to_none=True)
             model.load_state_dict(state)
-            model.train(was_training)
     return flops / len(batch[0])
 
 

@@ -1,10 +1,10 @@
 """Self-supervised objectives as pure functions of tensors.
 
 Each loss validates its inputs and raises ``ValueError`` naming the expected and the actual
-shape or value, so that a wrong call fails at the call, not three layers deeper. Checking that
-values are finite reads them on the host, which on a GPU means waiting for every queued kernel;
-:func:`sslbook.train.fit` therefore turns that one check off on accelerators
-(:func:`finite_checks`) and catches a non-finite loss at its next log instead.
+shape or value, so that a wrong call fails at the call, not three layers deeper. Whether values
+are finite is checked for CPU tensors only: on an accelerator the check would read the values on
+the host and so wait for every queued kernel at every step; there :func:`sslbook.train.fit`
+catches a non-finite loss at its next log instead.
 
 The contrastive losses compute their cosine-similarity logits in float32 even under autocast:
 at a temperature of 0.05 a logit reaches 1 / 0.05 = 20, and exp(20) ~ 5e8 overflows fp16
@@ -17,7 +17,6 @@ at a temperature of 0.05 a logit reaches 1 / 0.05 = 20, and exp(20) ~ 5e8 overfl
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
@@ -27,7 +26,6 @@ import torch.nn.functional as F
 from .distributed import gather_with_grad, rank
 
 __all__ = [
-    "finite_checks",
     "check_temperature",
     "check_views",
     "info_nce_loss",
@@ -36,29 +34,21 @@ __all__ = [
 ]
 
 
-_check_finite = True
-
-
-@contextlib.contextmanager
-def finite_checks(enabled: bool):
-    """Within the block, the losses check (``True``) or skip (``False``) that inputs are finite."""
-    global _check_finite
-    before, _check_finite = _check_finite, enabled
-    try:
-        yield
-    finally:
-        _check_finite = before
+def _nonfinite(*tensors: torch.Tensor) -> bool:
+    """True if a CPU tensor holds NaN or inf (tensors on an accelerator are not read, see above)."""
+    return any(t.device.type == "cpu" and not torch.isfinite(t).all() for t in tensors)
 
 
 def check_views(a: torch.Tensor, b: torch.Tensor, name: str = "views") -> None:
-    """Raise ``ValueError`` unless ``a``, ``b`` are finite (N, D) batches of one shape, N >= 2."""
+    """Raise ``ValueError`` unless ``a``, ``b`` are (N, D) batches of one shape, N >= 2, finite
+    (checked on the CPU only, see the module doc)."""
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(
             f"expected two {name} of equal shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"
         )
     if a.shape[0] < 2:
         raise ValueError(f"expected a batch of at least 2 {name}, got N={a.shape[0]}")
-    if _check_finite and not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+    if _nonfinite(a, b):
         raise ValueError(f"expected finite {name}, got NaN or inf")
 
 
@@ -146,7 +136,7 @@ def info_nce_loss(
     check_temperature(temperature)
     if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
         raise ValueError(f"expected a queue of shape (K, {q.shape[1]}), got {tuple(queue.shape)}")
-    if _check_finite and not torch.isfinite(queue).all():
+    if _nonfinite(queue):
         raise ValueError("expected a finite queue, got NaN or inf")
     with torch.autocast(q.device.type, enabled=False):  # float32 logits, see the module doc
         q, k = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)  # (N, D)

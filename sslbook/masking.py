@@ -1,31 +1,60 @@
 """Random masks for masked prediction: which patches of an image, or tokens of a text, to hide.
 
-The sampling is MAE's (He et al., 2022, arXiv:2111.06377, §3): rank positions by uniform noise
-and hide the top fraction, so that every sample hides exactly the same number of positions and
-each subset of that size is equally likely.
+One sampler serves the whole book, MAE's ``random_masking`` (He et al., 2022, arXiv:2111.06377,
+§3; models_mae.py): sort per-sample uniform noise and keep the tokens with the smallest noise,
+so that every sample keeps exactly the same number of tokens and each subset of that size is
+equally likely. The masked autoencoder (:mod:`sslbook.methods.mae`) encodes the kept tokens; a
+figure that only needs to know which positions are hidden reads the mask.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["random_mask", "mask_patches"]
+__all__ = ["check_mask_ratio", "random_masking", "mask_patches"]
 
 
-def random_mask(
-    n: int, length: int, ratio: float, generator: torch.Generator | None = None, device=None
-) -> torch.Tensor:
-    """Per-sample random masks hiding ``round(length * ratio)`` positions each.
+def check_mask_ratio(mask_ratio: float) -> None:
+    """Raise a ValueError unless 0 < mask_ratio < 1 (all or no tokens leave nothing to learn)."""
+    if not 0.0 < mask_ratio < 1.0:
+        raise ValueError(f"expected a mask ratio in (0, 1), got {mask_ratio}")
+
+
+def random_masking(
+    x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Perform per-sample random masking by per-sample shuffling, as MAE's models_mae.py.
+
+    Every sample keeps ``int(L * (1 - mask_ratio))`` tokens (the reference's rounding: L = 9 at
+    0.5 keeps 4), those whose noise is smallest. The noise is drawn on the generator's device
+    and moved to ``x``'s, so that a CPU generator gives the same mask on every device.
 
     Shape:
-        return: (n, length) bool, True where the position is hidden
+        x: [N, L, D] tokens (D may be 0 when only the mask is wanted)
+        return: x_kept [N, len_keep, D], in the shuffled order;
+            mask [N, L] float, 0 is keep, 1 is remove, in the original order;
+            ids_restore [N, L], gathering [x_kept, removed tokens] with it restores the order
     """
-    if not 0.0 < ratio < 1.0:
-        raise ValueError(f"expected a mask ratio in (0, 1), got {ratio}")
-    num_hidden = round(length * ratio)
-    noise = torch.rand(n, length, generator=generator, device=device)  # (n, L)
-    rank = noise.argsort(dim=1).argsort(dim=1)  # rank of each position's noise
-    return rank < num_hidden
+    check_mask_ratio(mask_ratio)
+    N, L, D = x.shape  # batch, length, dim
+    len_keep = int(L * (1 - mask_ratio))
+
+    device = x.device if generator is None else generator.device
+    noise = torch.rand(N, L, generator=generator, device=device).to(x.device)  # noise in [0, 1]
+
+    # sort noise for each sample
+    ids_shuffle = torch.argsort(noise, dim=1)  # ascend: small is keep, large is remove
+    ids_restore = torch.argsort(ids_shuffle, dim=1)  # the inverse permutation
+
+    # keep the first subset
+    ids_keep = ids_shuffle[:, :len_keep]  # [N, len_keep]
+    x_kept = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).expand(-1, -1, D))
+
+    # generate the binary mask: 0 is keep, 1 is remove
+    mask = torch.ones(N, L, device=x.device)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, dim=1, index=ids_restore)  # unshuffle to the original order
+    return x_kept, mask, ids_restore
 
 
 def mask_patches(

@@ -1,5 +1,6 @@
-"""Small tools that act on whole networks: switch to eval mode for a while, copy a network as a
-frozen target, move a target towards its online network by an exponential moving average.
+"""Small tools that act on whole networks: switch to eval (or train) mode for a while, copy a
+network as a frozen target, move a target towards its online network by an exponential moving
+average.
 
 The momentum encoders of MoCo ([0], Eq. 2) and BYOL ([1], Eq. 1) are both
 ``frozen_copy(online)`` followed, after every optimizer step, by ``ema_update(online, target, m)``.
@@ -17,21 +18,31 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-__all__ = ["ema_update", "eval_mode", "frozen_copy"]
+__all__ = ["ema_update", "eval_mode", "frozen_copy", "train_mode"]
 
 
 @contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Within the block ``module`` is in eval mode; afterwards every submodule is back in the
-    mode it had, also when the block raises (a submodule may have been in another mode than
-    its parent, e.g. a frozen BN layer)."""
+def _in_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
     modes = [(m, m.training) for m in module.modules()]
-    module.eval()
+    module.train(training)
     try:
         yield module
     finally:
-        for m, training in modes:
-            m.training = training
+        for m, was_training in modes:
+            m.training = was_training
+
+
+def eval_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Within the block ``module`` is in eval mode; afterwards every submodule is back in the
+    mode it had, also when the block raises (a submodule may have been in another mode than
+    its parent, e.g. a frozen BN layer)."""
+    return _in_mode(module, False)
+
+
+def train_mode(module: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Within the block ``module`` is in train mode; afterwards every submodule is back in the
+    mode it had, also when the block raises."""
+    return _in_mode(module, True)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -67,4 +78,4 @@ def ema_update(online: nn.Module, target: nn.Module, momentum: float | torch.Ten
                 f"expected parameters of equal shape, got {tuple(theta.shape)} online and "
                 f"{tuple(xi.shape)} target"
             )
-        xi.lerp_(theta.to(xi.dtype), 1 - momentum)  # ξ ← ξ + (1 − m)(θ − ξ) = m ξ + (1 − m) θ
+        xi.mul_(momentum).add_((1 - momentum) * theta)  # ξ ← m ξ + (1 − m) θ

@@ -158,6 +158,7 @@ def attention_map(weights: torch.Tensor, tokens: Sequence[str], title: str, ax=N
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
     ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
     ax.set_xlabel("attended token")
+    ax.set_ylabel("querying token")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig

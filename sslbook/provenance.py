@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 # Outputs of runs and benchmarks: a run that rewrites them has not changed the code.
-OUTPUTS = ("results", "bench/results", "bench/results.json")
+OUTPUTS = ("results", "weights", "bench/results", "bench/results.json")
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:

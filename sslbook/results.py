@@ -14,9 +14,13 @@ from .provenance import REPO_ROOT
 
 __all__ = [
     "REPOSITORY_URL",
+    "raw_url",
     "RESULTS_DIR",
     "BENCH_DIR",
+    "SEEDS",
     "load_result",
+    "load_seeds",
+    "mean_std",
     "load_bench",
     "markdown_table",
 ]
@@ -25,9 +29,11 @@ __all__ = [
 REPOSITORY_URL = "https://github.com/sslbook/sslbook"
 RESULTS_DIR = REPO_ROOT / "results"
 BENCH_DIR = REPO_ROOT / "bench" / "results"
+SEEDS = (0, 1, 2)  # the seeds of the headline reference runs
 
 
-def _raw_url(relative: str, branch: str = "main") -> str:
+def raw_url(relative: str, branch: str = "main") -> str:
+    """The download address of a file of the book's repository, e.g. ``"results/x.json"``."""
     owner_repo = REPOSITORY_URL.removeprefix("https://github.com/")
     return f"https://raw.githubusercontent.com/{owner_repo}/{branch}/{relative}"
 
@@ -38,23 +44,47 @@ def _load(relative: str, local: Path, remote: bool) -> dict | None:
     if not remote:
         return None
     try:
-        with urllib.request.urlopen(_raw_url(relative), timeout=10) as r:
+        with urllib.request.urlopen(raw_url(relative), timeout=10) as r:
             return json.loads(r.read().decode("utf-8"))
     except Exception:  # offline, or the file was never published: the caller says so
         return None
 
 
 def load_result(
-    name: str, profile: str, results_dir: str | Path | None = None, amp: bool = False
+    name: str,
+    profile: str,
+    results_dir: str | Path | None = None,
+    amp: bool = False,
+    seed: int = 0,
 ) -> dict | None:
     """The parsed ``results/<name>-<profile>.json``, or None when it exists nowhere reachable.
 
     ``amp=True``: the run in mixed precision on every device, ``<name>-<profile>-amp.json``
-    (``python -m sslbook.run <name> --profile <profile> --amp``).
+    (``python -m sslbook.run <name> --profile <profile> --amp``). ``seed=k`` (k > 0): the run
+    from seed k, ``<name>-<profile>-seed<k>.json`` (``... --seed k``).
     """
-    suffix = "-amp" if amp else ""
+    suffix = (f"-seed{seed}" if seed else "") + ("-amp" if amp else "")
     path = Path(results_dir or RESULTS_DIR) / f"{name}-{profile}{suffix}.json"
     return _load(f"results/{path.name}", path, remote=results_dir is None)
+
+
+def load_seeds(
+    name: str, profile: str, results_dir: str | Path | None = None, seeds=SEEDS
+) -> list[dict]:
+    """The result files of ``name`` at ``profile`` for those of ``seeds`` that exist, in order."""
+    found = (load_result(name, profile, results_dir, seed=s) for s in seeds)
+    return [r for r in found if r is not None]
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1 in the denominator; 0.0 for one value)."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("expected at least one value, got none")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
 def load_bench(name: str, bench_dir: str | Path | None = None, device: str = "cpu") -> dict | None:

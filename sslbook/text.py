@@ -168,13 +168,30 @@ def encode_batch(tokenizer: WordTokenizer, texts: list[str], max_len: int) -> to
     return out
 
 
-def padding_mask(ids: torch.Tensor) -> torch.Tensor:
-    """True at ``[PAD]``, as :class:`~sslbook.models.TransformerBlock` wants it.
+def padding_mask(
+    ids: torch.Tensor, mask: torch.Tensor | None = None, pad_id: int = PAD_ID
+) -> torch.Tensor:
+    """True at padding, as :class:`~sslbook.models.TransformerBlock` wants it: ``ids == pad_id``,
+    or ``mask`` itself once checked against ``ids`` (the text encoders take either).
 
     Shape:
-        ids: (B, T) int; return: (B, T) bool
+        ids: (B, T) integer; mask: (B, T) bool or None; return: (B, T) bool
+
+    Raises:
+        ValueError: ``ids`` is not a (B, T) integer tensor, or ``mask`` is not bool of its shape.
     """
-    return ids == PAD_ID
+    if ids.ndim != 2:
+        raise ValueError(f"expected token ids of shape (B, T), got {tuple(ids.shape)}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"expected integer token ids, got {ids.dtype}")
+    if mask is None:
+        return ids == pad_id
+    if mask.shape != ids.shape or mask.dtype != torch.bool:
+        raise ValueError(
+            f"expected a bool padding_mask of shape {tuple(ids.shape)}, "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
+    return mask
 
 
 def speaker_lines(
@@ -216,9 +233,10 @@ def bert_mask(
 
     Each sequence gets exactly ``k`` targets among its ``n`` non-special tokens, at least one,
     with ``k = floor(mask_prob * n + u)``, ``u ~ U(0, 1)``: a random rounding whose mean is
-    exactly ``mask_prob * n``. BERT's ``create_pretraining_data.py`` rounds to the nearest
-    integer instead, harmless for its 128- and 512-token sequences but biased for short ones
-    (15 % of a 30-word window rounds to 4 words, 13.3 %). Special and padding tokens
+    exactly ``mask_prob * n``. BERT's ``create_pretraining_data.py`` instead takes
+    ``round(mask_prob * len(tokens))`` with ``[CLS]`` and ``[SEP]`` counted in the length,
+    harmless for its 128- and 512-token sequences but biased for short ones (a 32-token window
+    of 30 words gets round(4.8) = 5 targets, 16.7 % of its words). Special and padding tokens
     are never selected, and random replacements are never special (one may equal the original,
     as in BERT). Calling this on every batch gives RoBERTa's dynamic masking ([1] §4.1).
     ``generator`` must live on ``ids``' device.

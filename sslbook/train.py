@@ -1,11 +1,11 @@
-"""One training loop for every method in the book: ``fit(model, loss_fn, data, config)``.
+"""One training loop for every method in the book: ``fit(model, data, config)``.
 
-A method supplies only ``loss_fn(model, batch)``; the loop does the rest the same way for all:
-shuffling, mixed precision, linear warmup + cosine learning rate, weight decay on weights only,
-logging without a host sync per step, a guard against NaN/inf, and atomic checkpoints that resume
-bitwise-exactly at epoch boundaries::
+A method supplies only its forward, which returns the loss; the loop does the rest the same
+way for all: shuffling, mixed precision, linear warmup + cosine learning rate, weight decay on
+weights only, logging without a host sync per step, a guard against NaN/inf, and atomic
+checkpoints that resume bitwise-exactly at epoch boundaries::
 
-    history = fit(model, loss_fn, (images, labels), TrainConfig(epochs=10), eval_fn=knn_monitor)
+    history = fit(method, images, TrainConfig(epochs=10), eval_fn=knn_monitor)
     plt.plot(*history.series("loss"))
 
 The same call trains on several GPUs when the process was started by ``torchrun`` (see
@@ -20,7 +20,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,12 +40,13 @@ from .checkpoint import (
 )
 from .device import amp_dtype, autocast, pick_device
 from .flops import mfu, peak_flops
-from .history import History
-from .losses import finite_checks
+from .history import History, LogWindow, NonFiniteLossError
+from .modules import eval_mode
 
 __all__ = [
     "TrainConfig",
     "History",
+    "call_model",
     "fit",
     "learning_rate_at",
     "parameter_groups",
@@ -80,10 +81,6 @@ class TrainConfig:
     sync_batchnorm: bool = False  # BatchNorm over the global batch (only matters under DDP)
     fused: bool = True  # fused optimizer kernel on CUDA (no effect elsewhere)
     compile: bool = False  # torch.compile the training step's forward (loss_fn and the model)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss (or the gradient norm, or a parameter) became NaN or inf during training."""
 
 
 def learning_rate_at(step: int, total_steps: int, warmup_steps: int, config: TrainConfig) -> float:
@@ -138,65 +135,115 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
 
 
+def call_model(model: nn.Module, batch: tuple[torch.Tensor, ...]):
+    """:func:`fit`'s default loss: the model's own forward on the batch, ``model(*batch)``."""
+    return model(*batch)
+
+
 def fit(
     model: nn.Module,
-    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor | dict],
     data: torch.Tensor | tuple[torch.Tensor, ...],
     config: TrainConfig | None = None,
     *,
+    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor | dict] = call_model,
+    after_step: Callable[[], None] | None = None,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int = 1,
     device: str | torch.device | None = None,
     resume: bool = True,
     flops_per_sample: float | None = None,
 ) -> History:
-    """Train ``model`` in place on ``data`` by minimising ``loss_fn``; return the :class:`History`.
+    """Train ``model`` in place on ``data``; return the :class:`History`.
 
     Args:
-        model: trained in place and left on ``device``.
-        loss_fn: ``loss_fn(model, batch)`` with ``batch`` a tuple of slices of ``data`` (one per
-            tensor, even for a single tensor); returns a scalar loss, or a dict with a ``"loss"``
-            key plus extra scalars to log (e.g. ``{"loss": l, "std": s}``).
+        model: trained in place and left on ``device``. Its forward returns a scalar loss, or a
+            dict with a ``"loss"`` key plus extra scalars to log (e.g. ``{"loss": l, "std": s}``).
         data: a tensor or a tuple of tensors with the same first dimension, e.g.
             ``(images_uint8, labels)``; moved to ``device`` once.
         config: see :class:`TrainConfig`.
+        loss_fn: ``loss_fn(model, batch)`` with ``batch`` a tuple of slices of ``data`` (one per
+            tensor, even for a single tensor); default :func:`call_model`, ``model(*batch)``.
+        after_step: called after every optimizer step; default the model's own ``after_step``
+            method if it has one (MoCo and BYOL move their momentum encoders there).
         eval_fn: ``eval_fn(model) -> {"metric": value}``, called in eval mode every ``eval_every``
             epochs and after the last one; the metrics go into ``history.epochs``.
-        eval_every: epochs between evaluations.
         device: where to train; default :func:`sslbook.device.pick_device`.
         resume: continue from ``config.checkpoint_dir/last.pt`` if it exists. If that run
             already finished, load its model and return its history without training.
         flops_per_sample: training FLOPs of one sample, e.g. from
             :func:`sslbook.flops.method_flops_per_image`; the step records then carry
-            ``tflops`` (model TFLOP/s of all processes together) and, where
-            :func:`sslbook.flops.peak_flops` knows the GPU, ``mfu``. Both are computed from
-            ``images_per_s`` at log time: no extra host sync.
+            ``tflops`` and, where :func:`sslbook.flops.peak_flops` knows the device, ``mfu``,
+            computed from ``images_per_s`` (no extra host sync).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; nothing from the bad state is saved.
         CheckpointError: ``last.pt`` exists but cannot be resumed from; it is left untouched.
 
-    The global torch RNG is re-seeded from ``(config.seed, epoch)`` at the start of every epoch, so
-    shuffling, augmentation and dropout that draw from it replay exactly after a resume.
+    Randomness: the global torch RNG is seeded from ``(config.seed, epoch)`` at the start of every
+    epoch, so shuffling, augmentation and dropout replay exactly after a resume. It is a fork of
+    the caller's RNG: after ``fit`` the caller's RNG state is what it was before.
 
-    Under ``torchrun`` (an initialised process group, :mod:`sslbook.distributed`): every rank
-    draws the same shuffle and takes its own ``batch_size // world_size`` slice of each global
-    batch; then it re-seeds from ``(config.seed, epoch, rank)``, so that the ranks' augmentations
-    differ. ``loss_fn`` runs inside DistributedDataParallel. The logged values (loss, extras) are
-    means over the ranks, i.e. over the global batch, all-reduced at log time only; so every rank
-    holds the same history and the NaN guard stops all ranks at once. ``images_per_s`` counts the
-    images of all ranks. Every rank runs ``eval_fn``; only rank 0 writes checkpoints (the others
-    wait for it) and shows the progress bar.
+    Under ``torchrun`` (:mod:`sslbook.distributed`): ``batch_size`` stays the global batch; every
+    rank draws the same shuffle, takes its ``batch_size // world_size`` slice of each batch and
+    re-seeds from ``(config.seed, epoch, rank)`` so that the ranks' augmentations differ.
+    ``loss_fn`` runs inside DistributedDataParallel. Logged values are means over the ranks,
+    all-reduced at log time only, so the NaN guard stops all ranks at once; ``images_per_s``
+    counts all ranks. Every rank runs ``eval_fn``; rank 0 alone writes checkpoints and shows the
+    progress bar.
     """
     config = config or TrainConfig()
     _check_config(config, eval_every)
-
-    # 1) model and data on the device, once
     device = torch.device(device) if device is not None else pick_device()
     model.to(device).train()
     tensors = _as_tensors(data, device)
-    n = len(tensors[0])
-    world, rank = distributed.world_size(), distributed.rank()
+    run = _prepare(model, loss_fn, len(tensors[0]), config, device)
+    run.after_step = after_step or getattr(model, "after_step", None)
+    run.eval_fn, run.eval_every, run.flops_per_sample = eval_fn, eval_every, flops_per_sample
+
+    with _forked_rng(device):
+        epoch_done = _resume(run) if resume else 0
+        if epoch_done >= config.epochs:
+            return run.history
+        bar = tqdm(
+            total=config.epochs * run.steps_per_epoch,
+            initial=run.step,
+            disable=not (config.progress and distributed.is_main_process()),
+            mininterval=0.5,
+            unit="step",
+        )
+        with bar:
+            for epoch in range(epoch_done + 1, config.epochs + 1):
+                _train_epoch(run, tensors, epoch, bar)
+    return run.history
+
+
+@dataclass
+class _Run:
+    """What one :func:`fit` call trains with, shared by its steps below."""
+
+    model: nn.Module
+    config: TrainConfig
+    device: torch.device
+    compute_loss: Callable  # batch -> loss_fn(model, batch), through DDP when distributed
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # a no-op unless autocast runs in fp16
+    steps_per_epoch: int
+    warmup_steps: int
+    peak: float | None  # the device's peak FLOP/s in the training precision, if known
+    path: Path | None  # the checkpoint file
+    after_step: Callable[[], None] | None = None
+    eval_fn: Callable | None = None
+    eval_every: int = 1
+    flops_per_sample: float | None = None
+    history: History = field(default_factory=History)
+    window: LogWindow = field(default_factory=LogWindow)
+    step: int = 0  # optimizer steps taken, over all epochs
+    last_good: tuple[Path, int] | None = None  # the last checkpoint written, with its epoch
+
+
+def _prepare(model: nn.Module, loss_fn, n: int, config: TrainConfig, device) -> _Run:
+    """Check that the batches split over the processes; build loss, optimizer and scaler."""
+    world = distributed.world_size()
     if config.batch_size % world:
         raise ValueError(
             f"batch_size={config.batch_size} is the global batch and must split evenly over "
@@ -207,190 +254,157 @@ def fit(
             f"drop_last=False is not supported with {world} processes: the short last batch of "
             "an epoch may not split evenly over them; set drop_last=True"
         )
-    local_batch = config.batch_size // world
     if config.drop_last and config.batch_size > n:
         raise ValueError(
             f"batch_size={config.batch_size} is larger than the dataset ({n} samples) and "
             "drop_last=True would leave no batch; lower batch_size or set drop_last=False"
         )
-    steps_per_epoch = (
-        n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
-    )
-    total_steps = config.epochs * steps_per_epoch
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    steps_per_epoch = n // config.batch_size if config.drop_last else -(-n // config.batch_size)
 
-    # 2) loss through DDP when distributed (before the optimizer: SyncBatchNorm swaps layers),
-    #    optimizer and precision; the scaler is a no-op unless autocast runs in fp16
+    # DDP before the optimizer: SyncBatchNorm swaps layers
     compute_loss = distributed.data_parallel_loss(model, loss_fn, device, config.sync_batchnorm)
     if config.compile:  # the model itself stays uncompiled: eval_fn and checkpoints see it as is
         compute_loss = torch.compile(compute_loss)
-    optimizer = make_optimizer(model, config)
     precision = amp_dtype(device, config.amp)  # None: float32
     if precision is not None and device.type == "cpu" and not _device.cpu_has_bf16():
         warnings.warn(
             "amp=True on a CPU without bf16 matrix units (AVX-512 BF16 or AMX): bf16 autocast "
             "is emulated there and slower than float32; leave amp unset to train in float32",
-            stacklevel=2,
+            stacklevel=3,
         )
-    use_scaler = precision == torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps
-    guard_grad_norm = config.grad_clip is not None and not use_scaler
-    peak = peak_flops(device, precision or torch.float32)
-
-    # 3) resume from the last checkpoint, if any
-    history, epoch_done, step = History(), 0, 0
-    path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
-    last_good: tuple[Path, int] | None = None
-    if resume and path is not None and path.exists():
-        state = load_checkpoint(path)
-        epoch_done, step, history = restore_training_state(
-            path, state, model, optimizer, scaler, config, device, steps_per_epoch
-        )
-        last_good = (path, epoch_done)
-        if epoch_done >= config.epochs:
-            return history
-
-    # 4) the loop
-    window = _Window()
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
-        disable=not (config.progress and distributed.is_main_process()),
-        mininterval=0.5,
-        unit="step",
+    return _Run(
+        model=model,
+        config=config,
+        device=device,
+        compute_loss=compute_loss,
+        optimizer=make_optimizer(model, config),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == torch.float16),
+        steps_per_epoch=steps_per_epoch,
+        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        peak=peak_flops(device, precision or torch.float32),
+        path=Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None,
     )
-    # the losses' finiteness checks would sync with an accelerator at every step; the NaN guard
-    # below catches a non-finite loss at the next log instead
-    with bar, finite_checks(device.type == "cpu"):
-        for epoch in range(epoch_done + 1, config.epochs + 1):
-            bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)
-            torch.manual_seed(_epoch_seed(config.seed, epoch))
-            epoch_start = time.perf_counter()
-            window.start_epoch()
-            order = torch.randperm(n).to(device)  # the same on every rank
-            if world > 1:
-                torch.manual_seed(_epoch_seed(config.seed, epoch) * world + rank)
-            for i in range(steps_per_epoch):
-                index = order[i * config.batch_size : (i + 1) * config.batch_size]
-                index = index[rank * local_batch : (rank + 1) * local_batch]  # this rank's slice
-                batch = tuple(t[index] for t in tensors)
-                lr = learning_rate_at(step, total_steps, warmup_steps, config)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-
-                # one step: forward in autocast, backward (scaled for fp16), clip, update
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device, config.amp):
-                    loss, extras = _split_loss(compute_loss(batch))
-                scaler.scale(loss).backward()
-                grad_norm = None
-                if config.grad_clip is not None:
-                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                bar.update()
-                samples = len(batch[0]) * world  # the global batch
-                window.add(loss, extras, grad_norm if guard_grad_norm else None, samples)
-
-                # host sync only every log_every steps and at the end of the epoch
-                if step % config.log_every == 0 or i == steps_per_epoch - 1:
-                    record = window.pull(step, epoch, last_good)
-                    if flops_per_sample is not None:
-                        record["tflops"] = flops_per_sample * record["images_per_s"] / 1e12
-                        if peak is not None:
-                            record["mfu"] = mfu(
-                                flops_per_sample, record["images_per_s"], peak * world
-                            )
-                    history.steps.append({"step": step, "epoch": epoch, **record, "lr": lr})
-                    bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}", refresh=False)
-
-            # 5) end of epoch: means, evaluation, checkpoint
-            summary = {"epoch": epoch, "step": step, **window.epoch_means()}
-            if eval_fn is not None and (epoch % eval_every == 0 or epoch == config.epochs):
-                summary.update(_evaluate(eval_fn, model, reserved=summary.keys()))
-            summary["time_s"] = time.perf_counter() - epoch_start
-            history.epochs.append(summary)
-            if path is not None and (
-                epoch % config.checkpoint_every == 0 or epoch == config.epochs
-            ):
-                _check_parameters_finite(model, step, epoch, last_good)
-                state = {
-                    "epoch": epoch,
-                    "step": step,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "history": history.to_dict(),
-                    "config": config_to_dict(config),
-                    "rng": rng_state(device),
-                }
-                if distributed.is_main_process():
-                    save_checkpoint(path, state)
-                distributed.barrier()  # no rank reads or resumes from a half-written file
-                last_good = (path, epoch)
-    return history
 
 
-class _Window:
-    """The per-step values between two host syncs, kept on the device until :meth:`pull`."""
+def _forked_rng(device: torch.device):
+    """A fork of the global RNG (and the GPU's) that is restored when the block ends."""
+    if device.type != "cuda":
+        return torch.random.fork_rng(devices=[])
+    return torch.random.fork_rng(devices=[device.index or torch.cuda.current_device()])
 
-    def start_epoch(self) -> None:
-        self.epoch_sums: dict[str, list[float]] = {}  # key -> [sum, count] over the epoch
-        self._clear()
 
-    def _clear(self) -> None:
-        self.values: dict[str, list] = {"loss": []}
-        self.grad_norms: list[torch.Tensor] = []
-        self.samples = 0
-        self.start = time.perf_counter()
+def _resume(run: _Run) -> int:
+    """Load ``last.pt`` into the run if there is one; return the number of epochs it finished."""
+    if run.path is None or not run.path.exists():
+        return 0
+    state = load_checkpoint(run.path)
+    epoch, run.step, run.history = restore_training_state(
+        run.path, state, run.model, run.optimizer, run.scaler, run.config, run.device,
+        run.steps_per_epoch,
+    )  # fmt: skip
+    run.last_good = (run.path, epoch)
+    return epoch
 
-    def epoch_means(self) -> dict[str, float]:
-        return {key: total / count for key, (total, count) in self.epoch_sums.items()}
 
-    def add(self, loss, extras: dict, grad_norm: torch.Tensor | None, samples: int) -> None:
-        self.values["loss"].append(loss.detach().float())
-        for key, value in extras.items():
-            value = value.detach().float() if torch.is_tensor(value) else float(value)
-            self.values.setdefault(key, []).append(value)
-        if grad_norm is not None:
-            self.grad_norms.append(grad_norm.detach().float())
-        self.samples += samples
+def _batches(tensors: tuple[torch.Tensor, ...], config: TrainConfig, epoch: int, steps: int):
+    """The epoch's batches: one shuffle, the same on every rank; each rank takes its slice.
 
-    def pull(self, step: int, epoch: int, last_good: tuple[Path, int] | None) -> dict:
-        """Copy the window to the host in one transfer, check it is finite, return its means."""
-        device = self.values["loss"][0].device
-        columns = {
-            key: torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in vs])
-            for key, vs in self.values.items()
-        }
-        if self.grad_norms:
-            columns["grad_norm"] = torch.stack(self.grad_norms)
-        flat = distributed.all_reduce_mean(torch.cat(list(columns.values())))  # over ranks
-        flat = flat.cpu().tolist()  # the one host sync
-        host, offset = {}, 0
-        for key, column in columns.items():
-            host[key], offset = flat[offset : offset + len(column)], offset + len(column)
+    Seeds the global RNG from ``(seed, epoch)`` before the shuffle and, under ``torchrun``, from
+    ``(seed, epoch, rank)`` after it, so that everything drawn during the epoch replays on resume.
+    """
+    world, rank = distributed.world_size(), distributed.rank()
+    local = config.batch_size // world
+    torch.manual_seed(_epoch_seed(config.seed, epoch))
+    order = torch.randperm(len(tensors[0])).to(tensors[0].device)  # the same on every rank
+    if world > 1:
+        torch.manual_seed(_epoch_seed(config.seed, epoch) * world + rank)
+    for i in range(steps):
+        index = order[i * config.batch_size : (i + 1) * config.batch_size]
+        index = index[rank * local : (rank + 1) * local]  # this rank's slice
+        yield tuple(t[index] for t in tensors)
 
-        # NaN/inf guard: name the first bad step of this window
-        first_step = step - len(host["loss"]) + 1
-        for what in ("loss", "grad_norm"):
-            for j, value in enumerate(host.get(what, [])):
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"non-finite {what} ({value}) at step {first_step + j} (epoch {epoch}). "
-                        + _last_good_message(last_good)
-                    )
-        host.pop("grad_norm", None)
-        for key, vs in host.items():
-            total = self.epoch_sums.setdefault(key, [0.0, 0])
-            total[0], total[1] = total[0] + math.fsum(vs), total[1] + len(vs)
-        record = {key: math.fsum(vs) / len(vs) for key, vs in host.items()}
-        record["images_per_s"] = self.samples / max(time.perf_counter() - self.start, 1e-9)
-        self._clear()
-        return record
+
+def _train_epoch(run: _Run, tensors: tuple[torch.Tensor, ...], epoch: int, bar) -> None:
+    """One pass over the data, a log record every ``log_every`` steps, then :func:`_end_epoch`."""
+    config, world = run.config, distributed.world_size()
+    bar.set_description(f"epoch {epoch}/{config.epochs}", refresh=False)
+    start = time.perf_counter()
+    run.window.start_epoch()
+    total_steps = config.epochs * run.steps_per_epoch
+    for batch in _batches(tensors, config, epoch, run.steps_per_epoch):
+        lr = learning_rate_at(run.step, total_steps, run.warmup_steps, config)
+        loss, extras, grad_norm = _train_step(run, batch, lr)
+        bar.update()
+        run.window.add(loss, extras, grad_norm, len(batch[0]) * world)
+        # host sync only every log_every steps and at the end of the epoch
+        if run.step % config.log_every == 0 or run.step % run.steps_per_epoch == 0:
+            _log(run, epoch, lr, bar)
+    _end_epoch(run, epoch, start)
+
+
+def _train_step(run: _Run, batch: tuple[torch.Tensor, ...], lr: float):
+    """One optimizer step: forward in autocast, backward (scaled for fp16), clip, update,
+    ``after_step``. Returns the loss, the extras and the gradient norm to check (or None)."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    with autocast(run.device, run.config.amp):
+        loss, extras = _split_loss(run.compute_loss(batch))
+    run.scaler.scale(loss).backward()
+    grad_norm = None
+    if run.config.grad_clip is not None:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the scaled ones
+        grad_norm = nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    if run.after_step is not None:
+        run.after_step()
+    run.step += 1
+    # with a scaler, inf/NaN gradients are expected now and then: the scaler skips those steps
+    return loss, extras, None if run.scaler.is_enabled() else grad_norm
+
+
+def _log(run: _Run, epoch: int, lr: float, bar) -> None:
+    """Pull the window to the host (the NaN guard) and append a step record to the history."""
+    record = run.window.pull(run.step, epoch, hint=_last_good_message(run.last_good))
+    if run.flops_per_sample is not None:
+        record["tflops"] = run.flops_per_sample * record["images_per_s"] / 1e12
+        if run.peak is not None:
+            peak = run.peak * distributed.world_size()
+            record["mfu"] = mfu(run.flops_per_sample, record["images_per_s"], peak)
+    run.history.steps.append({"step": run.step, "epoch": epoch, **record, "lr": lr})
+    bar.set_postfix(loss=f"{record['loss']:.4g}", lr=f"{lr:.2e}", refresh=False)
+
+
+def _end_epoch(run: _Run, epoch: int, start: float) -> None:
+    """The epoch's means, its evaluation, and a checkpoint when one is due."""
+    config = run.config
+    summary = {"epoch": epoch, "step": run.step, **run.window.epoch_means()}
+    if run.eval_fn is not None and (epoch % run.eval_every == 0 or epoch == config.epochs):
+        summary.update(_evaluate(run.eval_fn, run.model, reserved=summary.keys()))
+    summary["time_s"] = time.perf_counter() - start
+    run.history.epochs.append(summary)
+    if run.path is not None and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
+        _save(run, epoch)
+
+
+def _save(run: _Run, epoch: int) -> None:
+    """Write ``last.pt`` atomically (rank 0; the others wait), after checking the weights."""
+    _check_parameters_finite(run.model, run.step, epoch, run.last_good)
+    state = {
+        "epoch": epoch,
+        "step": run.step,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "history": run.history.to_dict(),
+        "config": config_to_dict(run.config),
+        "rng": rng_state(run.device),
+    }
+    if distributed.is_main_process():
+        save_checkpoint(run.path, state)
+    distributed.barrier()  # no rank reads or resumes from a half-written file
+    run.last_good = (run.path, epoch)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -418,11 +432,8 @@ def _split_loss(out) -> tuple[torch.Tensor, dict]:
 
 
 def _evaluate(eval_fn, model: nn.Module, reserved) -> dict[str, float]:
-    model.eval()
-    try:
+    with eval_mode(model):
         metrics = eval_fn(model) or {}
-    finally:
-        model.train()
     clash = set(metrics) & (set(reserved) | {"time_s"})
     if clash:
         raise ValueError(f"eval_fn's metric names {sorted(clash)} clash with History's keys")

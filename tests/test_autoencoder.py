@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sslbook.article import ArticleAutoencoder, layer_shapes
 from sslbook.data import to_float
 from sslbook.evaluate import extract_features
-from sslbook.methods import ArticleAutoencoder, ConvAutoencoder, DenoisingAutoencoder, layer_shapes
+from sslbook.methods import ConvAutoencoder, DenoisingAutoencoder
 from sslbook.train import TrainConfig, fit
 
 
@@ -74,20 +75,38 @@ def test_encoder_is_a_backbone_with_the_bottleneck_as_feature():
     assert extract_features(model.encoder, smooth_images(5)).shape == (5, 24)
 
 
+class Spy(torch.nn.Module):
+    """Records what it is given and returns ``output(x)``: stands in for encoder or decoder."""
+
+    def __init__(self, output):
+        super().__init__()
+        self.output, self.seen = output, []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.output(x)
+
+
 def test_denoising_feeds_noise_and_targets_the_clean_image():
-    model, images = DenoisingAutoencoder(width=8, bottleneck=16, noise_std=0.2), smooth_images(8)
-    torch.manual_seed(1)
-    loss = model(images)["loss"]
-    torch.manual_seed(1)
+    images = smooth_images(64)
     x = to_float(images)
-    noisy = x + 0.2 * torch.randn_like(x)
-    assert (noisy - x).std().item() == pytest.approx(0.2, rel=0.05)
-    expected = F.mse_loss(model.decoder(model.encoder(noisy)), x)  # target: the clean x
-    torch.testing.assert_close(loss, expected)
-    torch.manual_seed(1)
+    model = DenoisingAutoencoder(width=8, bottleneck=16, noise_std=0.2)
+    model.encoder = Spy(lambda noisy: noisy)  # the "code" is the encoder's input itself
+    # a decoder that returns the clean images exactly: zero loss iff the target is clean
+    model.decoder = Spy(lambda code: x)
+    assert model(images)["loss"].item() == 0.0
+    noise = model.encoder.seen[0] - x
+    assert noise.mean().item() == pytest.approx(0.0, abs=0.01)  # N(0, 0.2^2), not clamped
+    assert noise.std().item() == pytest.approx(0.2, rel=0.02)
+    assert (model.encoder.seen[0] < 0).any() and (model.encoder.seen[0] > 1).any()
+    # a decoder that echoes its (noisy) input pays the noise: E[(x + e - x)^2] = 0.2^2
+    model.decoder = Spy(lambda code: code)
+    assert model(images)["loss"].item() == pytest.approx(0.04, rel=0.02)
+    # fresh noise every step
+    assert not torch.equal(model.encoder.seen[1], model.encoder.seen[0])
     plain = ConvAutoencoder(width=8, bottleneck=16)
-    plain.load_state_dict(model.state_dict())
-    assert not torch.allclose(plain(images)["loss"], loss)  # the noise did change the input
+    plain.encoder, plain.decoder = Spy(lambda v: v), Spy(lambda v: v)
+    assert plain(images)["loss"].item() == 0.0  # without noise the input is the clean image
     with pytest.raises(ValueError, match="0"):
         DenoisingAutoencoder(noise_std=0.0)
     with pytest.raises(ValueError, match="-1"):
@@ -101,7 +120,7 @@ def test_fit_lowers_the_reconstruction_loss(noise_std):
     images = smooth_images(32)
     before = model.reconstruct(images)["loss"]
     config = TrainConfig(epochs=60, batch_size=32, lr=3e-3, progress=False, log_every=10)
-    fit(model, lambda m, batch: m(batch[0]), images, config, device="cpu")
+    fit(model, images, config, device="cpu")
     after = model.reconstruct(images)["loss"]
     assert after < 0.5 * before, (before, after)
 
@@ -123,7 +142,7 @@ def test_brief_training_beats_the_mean_image(name):
     train, held_out = images[:512], to_float(images[512:])
     model = ConvAutoencoder(width=8, bottleneck=128)
     config = TrainConfig(epochs=8, batch_size=32, lr=3e-3, progress=False, log_every=16)
-    fit(model, lambda m, batch: m(batch[0]), train, config, device="cpu")
+    fit(model, train, config, device="cpu")
     mean_image = to_float(train).mean(dim=0, keepdim=True)  # the best constant prediction
     baseline = F.mse_loss(mean_image.expand_as(held_out), held_out).item()
     error = model.reconstruct(held_out)["loss"].item()

@@ -67,3 +67,7 @@ def test_book_builds_strictly_without_execution(tmp_path):
     page = (tmp_path / "_build" / "html" / "book" / "principles.html").read_text()
     assert "colab.research.google.com/github/" in page, "notebook pages have a Colab button"
     assert 'class="math' in page and "eq-knn" in page, "numbered equations render"
+    # MathJax comes with the book (offline copies typeset their maths), not from a CDN
+    scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page, flags=re.I)
+    assert scripts == ["../_static/mathjax/tex-chtml.js"], scripts
+    assert (tmp_path / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()

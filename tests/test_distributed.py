@@ -106,16 +106,23 @@ def train_config(checkpoint_dir=None) -> TrainConfig:
     )  # fmt: skip
 
 
-def _ddp_experiment(cfg, device, checkpoint_dir) -> dict:
+def _ddp_experiment(cfg, device, checkpoint_dir, seed=0) -> dict:
     """Stands in for a chapter's experiment: what every rank runs under ``sslbook.run``."""
     assert world_size() == WORLD and local_rank() == rank() and is_main_process() == (rank() == 0)
     with pytest.raises(ValueError, match="must split evenly over 2 processes"):
-        fit(regression_model(), mse, regression_data(), TrainConfig(batch_size=7))
+        fit(regression_model(), regression_data(), TrainConfig(batch_size=7), loss_fn=mse)
     with pytest.raises(ValueError, match="sync_batchnorm=True needs one GPU per process"):
-        fit(bn_model(), mse, regression_data(), TrainConfig(batch_size=8, sync_batchnorm=True))
+        fit(
+            bn_model(),
+            regression_data(),
+            TrainConfig(batch_size=8, sync_batchnorm=True),
+            loss_fn=mse,
+        )
     model = regression_model()
     SEEN.clear()
-    history = fit(model, mse, regression_data(), train_config(checkpoint_dir), device=device)
+    history = fit(
+        model, regression_data(), train_config(checkpoint_dir), device=device, loss_fn=mse
+    )
     out = Path(checkpoint_dir).parent / f"rank{rank()}.pt"
     torch.save({"model": model.state_dict(), "history": history.to_dict(), "seen": SEEN}, out)
     return {"final_loss": history.steps[-1]["loss"]}
@@ -146,7 +153,7 @@ def test_fit_under_torchrun_equals_one_process_on_the_whole_batches(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     reference = regression_model()
     SEEN.clear()
-    ref_history = fit(reference, mse, regression_data(), train_config())
+    ref_history = fit(reference, regression_data(), train_config(), loss_fn=mse)
 
     # 0) every step, rank r took the r-th half of the batch that one process takes whole
     assert len(SEEN) == 4 and all(len(part["seen"]) == 4 for part in ranks)
@@ -168,7 +175,7 @@ def test_fit_under_torchrun_equals_one_process_on_the_whole_batches(tmp_path):
     state = load_checkpoint(tmp_path / "ckpt" / "last.pt")
     assert state["epoch"] == 2 and list(state["model"]) == list(reference.state_dict())
     resumed = regression_model()
-    fit(resumed, mse, regression_data(), train_config(tmp_path / "ckpt"))
+    fit(resumed, regression_data(), train_config(tmp_path / "ckpt"), loss_fn=mse)
     torch.testing.assert_close(resumed.state_dict(), state["model"])
     # 4) one result file, written by rank 0, that records the two processes
     result = json.loads((tmp_path / "ddp-smoke.json").read_text())
@@ -186,7 +193,7 @@ def _sync_bn_worker(r: int, port: int, out_dir: str) -> None:
     try:
         model = bn_model()
         config = replace(train_config(), sync_batchnorm=True)
-        fit(model, mse, regression_data(), config, device=device)
+        fit(model, regression_data(), config, device=device, loss_fn=mse)
         state = {k: v.cpu() for k, v in model.state_dict().items()}
         torch.save({"model": state, "bn": type(model[1])}, f"{out_dir}/rank{r}.pt")
     finally:
@@ -199,7 +206,7 @@ def test_sync_batchnorm_normalises_with_the_global_batch(tmp_path):
     mp.spawn(_sync_bn_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     reference = bn_model()  # BatchNorm over whole batches, in one process
-    fit(reference, mse, regression_data(), train_config(), device="cuda:0")
+    fit(reference, regression_data(), train_config(), device="cuda:0", loss_fn=mse)
     for part in ranks:
         assert part["bn"] is nn.SyncBatchNorm
         for name, value in reference.state_dict().items():  # running statistics included

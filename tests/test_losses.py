@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sslbook.losses import info_nce_loss, negative_cosine_similarity, nt_xent_loss
+from sslbook.losses import check_views, info_nce_loss, negative_cosine_similarity, nt_xent_loss
 
 
 def _cos(a: list[float], b: list[float]) -> float:
@@ -251,18 +251,13 @@ def test_info_nce_rejects_bad_queries_keys_and_queue():
     _raises(info_nce_loss, z8, z8, bad, match=["finite queue"])
 
 
-def test_finite_checks_can_be_switched_off_for_a_block_and_come_back():
-    from sslbook.losses import finite_checks
-
+def test_finiteness_is_checked_on_the_cpu_and_never_read_from_an_accelerator():
     z = torch.randn(4, 8)
     bad = z.clone()
     bad[0, 0] = float("nan")
-    with finite_checks(False):  # as fit does on an accelerator: no host sync per step
-        assert torch.isnan(nt_xent_loss(bad, z, 0.5))
     with pytest.raises(ValueError, match="expected finite"):
         nt_xent_loss(bad, z, 0.5)
-    with finite_checks(False), pytest.raises(RuntimeError):
-        with finite_checks(True):
-            raise RuntimeError("restored even when the block fails")
-    with pytest.raises(ValueError, match="expected finite"):
-        nt_xent_loss(bad, z, 0.5)
+    # a meta tensor stands in for an accelerator's: reading its values would raise, so passing
+    # the check shows that it does not read them (no host sync per step)
+    meta = torch.empty(4, 8, device="meta")
+    check_views(meta, meta)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from sslbook.data import to_float
-from sslbook.masking import random_mask
+from sslbook.masking import mask_patches, random_masking
 from sslbook.methods import MAE
 from sslbook.models import ViT, patchify, sincos_pos_embed_2d, unpatchify
 from sslbook.train import TrainConfig, fit
@@ -86,51 +86,135 @@ def test_patch_tokens_follow_patchify_order():
     torch.testing.assert_close(vit.embed(x), expected)
 
 
-def test_vit_features_and_pooling():
-    x = torch.rand(3, 3, 32, 32)
+def reference_vit(vit, x):
+    """The ViT's forward pass written out from Dosovitskiy et al. (2021) Eq. 1-4, another way.
+
+    Patches come from F.unfold (channel-major inside a patch, as the convolution's weight), the
+    position embeddings from sincos_pos_embed_2d (checked against MAE's code above), the final
+    LayerNorm by its formula.
+    """
+    p, dim = vit.patch_size, vit.out_dim
+    patches = F.unfold(vit.normalize(x), kernel_size=p, stride=p).transpose(1, 2)  # (B, L, 3*p*p)
+    weight = vit.patch_embed.weight.reshape(dim, 3 * p * p)  # (dim, 3*p*p), same order
+    tokens = patches @ weight.T + vit.patch_embed.bias  # (B, L, dim)
+    cls = vit.cls_token.expand(len(x), 1, dim)
+    pos = sincos_pos_embed_2d(dim, vit.grid_size, cls_token=True).to(x.dtype)  # (1 + L, dim)
+    z = torch.cat([cls, tokens], dim=1) + pos  # (B, 1 + L, dim)
+    for block in vit.blocks:
+        z = block(z)
+    mu, var = z.mean(-1, keepdim=True), z.var(-1, unbiased=False, keepdim=True)
+    z = (z - mu) / (var + vit.norm.eps).sqrt() * vit.norm.weight + vit.norm.bias
+    return z  # (B, 1 + L, dim)
+
+
+def randomise_layernorms(vit):
+    """Non-trivial LayerNorm affines, so that a skipped or misplaced LayerNorm shows."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in vit.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.copy_(1 + 0.5 * torch.randn(m.weight.shape, generator=g))
+                m.bias.copy_(0.5 * torch.randn(m.bias.shape, generator=g))
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_vit_pools_the_cls_token_or_the_mean_of_the_patch_tokens(depth):
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     for pool in ("cls", "mean"):
-        vit = ViT(patch_size=8, dim=16, depth=1, heads=2, pool=pool)
-        tokens = vit.forward_tokens(x)  # (3, 1 + 16, 16)
-        expected = tokens[:, 0] if pool == "cls" else tokens[:, 1:].mean(1)
-        assert vit.out_dim == 16 and torch.equal(vit(x), expected)
+        vit = ViT(patch_size=8, dim=16, depth=depth, heads=2, pool=pool).double()
+        randomise_layernorms(vit)
+        z = reference_vit(vit, x)  # (3, 1 + 16, 16)
+        expected = z[:, 0] if pool == "cls" else z[:, 1:].mean(dim=1)
+        assert vit.out_dim == 16
+        torch.testing.assert_close(vit(x), expected)
+
+
+def test_cls_feature_without_blocks_ignores_the_image():
+    """[CLS] learns about the image only through attention: with no blocks it is a constant."""
+    vit = ViT(patch_size=8, dim=16, depth=0, heads=2, pool="cls")
+    out = vit(torch.rand(4, 3, 32, 32))
+    torch.testing.assert_close(out, out[:1].expand(4, -1))
+    deep = ViT(patch_size=8, dim=16, depth=1, heads=2, pool="cls")(torch.rand(4, 3, 32, 32))
+    assert (deep[0] - deep[1:]).abs().max() > 1e-3
 
 
 # -----------------------------------------------------------------------------
 # masking
 
 
-@pytest.mark.parametrize("ratio", [0.75, 0.5, 0.9])
-def test_random_masking_keeps_round_l_times_1_minus_r(ratio):
-    model, n, length = tiny_mae(), 6, 64
-    x = torch.arange(length).float()[None, :, None].expand(n, length, 4)  # token l holds l
-    x_masked, mask, ids_restore = model.random_masking(x, ratio)
-    keep = round(length * (1 - ratio))
-    assert x_masked.shape == (n, keep, 4) and mask.shape == (n, length)
-    assert (mask.sum(1) == length - keep).all()
-    assert len({tuple(row.tolist()) for row in mask}) == n  # a different mask per sample
-    for i in range(n):  # mask is 1 exactly at the tokens that were removed
-        kept = set(x_masked[i, :, 0].long().tolist())
-        assert kept == set((mask[i] == 0).nonzero().flatten().tolist())
-    # ids_restore inverts the shuffle: [kept, removed] gathered with it is the original order
+@pytest.mark.parametrize(
+    "length,ratio,keep",
+    [(64, 0.75, 16), (9, 0.5, 4), (16, 0.75, 4), (10, 0.25, 7), (7, 0.5, 3), (64, 0.9, 6)],
+)
+def test_random_masking_keeps_int_l_times_1_minus_r(length, ratio, keep):
+    """MAE's rounding, len_keep = int(L * (1 - r)): L = 9 at 0.5 keeps 4, not 5."""
+    x = torch.randn(6, length, 4)
+    x_kept, mask, ids_restore = random_masking(x, ratio)
+    assert x_kept.shape == (6, keep, 4)
+    assert mask.shape == ids_restore.shape == (6, length) and mask.dtype == torch.float32
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert (mask.sum(dim=1) == length - keep).all()
+
+
+def test_random_masking_keeps_the_tokens_with_the_smallest_noise():
+    """The reference's rule: argsort the noise ascending, keep the first len_keep."""
+    n, length, keep = 5, 16, 4
+    x = torch.randn(n, length, 3)
+    _, mask, _ = random_masking(x, 0.75, generator=torch.Generator().manual_seed(3))
+    x_kept, _, _ = random_masking(x, 0.75, generator=torch.Generator().manual_seed(3))
+    noise = torch.rand(n, length, generator=torch.Generator().manual_seed(3))
+    for i in range(n):
+        order = sorted(range(length), key=lambda j: noise[i, j].item())  # smallest noise first
+        assert torch.equal(x_kept[i], x[i, order[:keep]])
+        assert mask[i].nonzero().flatten().tolist() == sorted(order[keep:])
+
+
+def test_kept_tokens_are_the_unmasked_rows_and_ids_restore_undoes_the_shuffle():
+    n, length, keep = 4, 9, 4
+    x = torch.randn(n, length, 5)  # distinct rows
+    x_kept, mask, ids_restore = random_masking(x, 0.5)
+    for i in range(n):
+        assert sorted(ids_restore[i].tolist()) == list(range(length))  # a permutation
+        unmasked = x[i, mask[i] == 0]  # (4, 5), in image order
+        rows = [next(j for j in range(keep) if torch.equal(x_kept[i, j], r)) for r in unmasked]
+        assert sorted(rows) == list(range(keep))  # the same rows, each once
+    # the shuffled order is [kept, removed]; ids_restore maps it back to image order exactly
     ids_shuffle = ids_restore.argsort(dim=1)
-    shuffled = x.gather(1, ids_shuffle[..., None].expand(-1, -1, 4))
-    assert torch.equal(shuffled[:, :keep], x_masked)
-    assert torch.equal(shuffled.gather(1, ids_restore[..., None].expand(-1, -1, 4)), x)
+    assert torch.equal(x_kept, x.gather(1, ids_shuffle[:, :keep, None].expand(-1, -1, 5)))
+    assert (mask.gather(1, ids_shuffle[:, keep:]) == 1).all()
+    removed = x.gather(1, ids_shuffle[:, keep:, None].expand(-1, -1, 5))
+    restored = torch.cat([x_kept, removed], dim=1).gather(
+        1, ids_restore[..., None].expand(-1, -1, 5)
+    )
+    assert torch.equal(restored, x)
 
 
-def test_masking_draws_the_masks_of_sslbook_random_mask():
-    model, x = tiny_mae(), torch.zeros(5, 64, 4)
-    _, mask, _ = model.random_masking(x, 0.75, generator=torch.Generator().manual_seed(3))
-    expected = random_mask(5, 64, 0.75, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(mask.bool(), expected)
+def test_random_masking_hides_every_position_equally_often():
+    # only the mask is wanted: tokens of width 0
+    _, mask, _ = random_masking(torch.empty(4000, 64, 0), 0.75, torch.Generator().manual_seed(0))
+    assert (mask.sum(dim=1) == 48).all()
+    assert (mask.mean(dim=0) - 0.75).abs().max() < 0.035  # each position hidden ~75 % of draws
+    assert len({tuple(row.tolist()) for row in mask[:100]}) == 100  # a fresh mask per sample
 
 
-@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.25, 1.5])
+def test_random_masking_is_reproducible_with_a_generator():
+    x = torch.empty(8, 64, 0)
+    a = random_masking(x, 0.75, torch.Generator().manual_seed(7))[1]
+    b = random_masking(x, 0.75, torch.Generator().manual_seed(7))[1]
+    c = random_masking(x, 0.75, torch.Generator().manual_seed(8))[1]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
 def test_mask_ratio_outside_open_interval_raises(ratio):
-    with pytest.raises(ValueError, match=re.escape(str(ratio))):
+    message = re.escape(f"expected a mask ratio in (0, 1), got {ratio}")
+    with pytest.raises(ValueError, match=message):
+        random_masking(torch.zeros(1, 16, 4), ratio)
+    with pytest.raises(ValueError, match=message):
         tiny_mae(mask_ratio=ratio)
-    with pytest.raises(ValueError, match=re.escape(str(ratio))):
-        tiny_mae().random_masking(torch.zeros(1, 16, 4), ratio)
+    with pytest.raises(ValueError, match=message):
+        tiny_mae().reconstruct(smooth_images(1), mask_ratio=ratio)
 
 
 # -----------------------------------------------------------------------------
@@ -149,16 +233,21 @@ def test_encoder_sees_only_the_visible_tokens():
     model.encoder.blocks[0].register_forward_pre_hook(lambda m, a: seen.update(enc=a[0].shape))
     model.decoder_blocks[0].register_forward_pre_hook(lambda m, a: seen.update(dec=a[0].shape))
     model(smooth_images(4))
-    assert seen["enc"] == (4, 1 + round(16 * 0.25), 32)  # [CLS] + the visible quarter
+    assert seen["enc"] == (4, 1 + 4, 32)  # [CLS] + the visible quarter of 16 patches
     assert seen["dec"] == (4, 1 + 16, 32)  # the decoder sees every position
 
 
-def test_forward_encoder_equals_encoding_the_kept_patches():
+def test_forward_encoder_depends_on_the_visible_patches_only():
     model, imgs = tiny_mae(), torch.rand(3, 3, 32, 32)
-    latent, mask, _, _ = encode_decode(model, imgs)
-    ids_keep = (mask == 0).nonzero()[:, 1].view(3, -1)  # (3, 4) visible patches, in order
-    # attention is permutation-equivariant: [CLS] does not depend on the order of the others
-    torch.testing.assert_close(latent[:, 0], model.encoder.forward_tokens(imgs, ids_keep)[:, 0])
+    latent, mask, _, _ = encode_decode(model, imgs)  # the same seed draws the same mask below
+    removed = mask.bool()
+    other_removed = mask_patches(imgs, removed, patch_size=8, fill=0.9)
+    other_visible = mask_patches(imgs, ~removed, patch_size=8, fill=0.9)
+    torch.testing.assert_close(encode_decode(model, other_removed)[0], latent)
+    assert (encode_decode(model, other_visible)[0][:, 0] - latent[:, 0]).abs().max() > 1e-3
+    # attention is permutation-equivariant: [CLS] is that of the visible tokens in image order
+    visible = model.encoder.embed(imgs)[~removed].view(3, 4, 32)  # (3, 4, 32)
+    torch.testing.assert_close(latent[:, 0], model.encoder.forward_blocks(visible)[:, 0])
 
 
 def test_decoder_puts_every_token_back_at_its_patch():
@@ -217,6 +306,16 @@ def test_reconstruct_pastes_the_visible_patches():
     assert (patchify(out["masked"], 8)[~visible] == 0.5).all()
 
 
+def test_reconstruct_runs_in_eval_mode_and_restores_the_mode():
+    model, seen = tiny_mae().train(), []
+    model.encoder.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(m.training))
+    model.reconstruct(smooth_images(2))
+    assert seen == [False] and model.training
+    with pytest.raises(ValueError):  # the mode comes back also when reconstruct fails
+        model.reconstruct(smooth_images(2), mask_ratio=1.0)
+    assert all(m.training for m in model.modules())
+
+
 @pytest.mark.parametrize("norm_pix_loss", [False, True])
 def test_fit_lowers_the_mae_loss(norm_pix_loss):
     torch.manual_seed(0)
@@ -236,7 +335,7 @@ def test_fit_lowers_the_mae_loss(norm_pix_loss):
     before = loss_on_fixed_masks()
     steps = 200 if norm_pix_loss else 30  # learning the patterns takes longer than the colours
     config = TrainConfig(epochs=steps, batch_size=32, lr=3e-3, progress=False, log_every=50)
-    fit(model, lambda m, batch: m(batch[0]), images, config, device="cpu")
+    fit(model, images, config, device="cpu")
     after = loss_on_fixed_masks()
     if norm_pix_loss:
         # predicting 0, each patch's mean, scores ~1: beating it means the patterns were learned

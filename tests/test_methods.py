@@ -19,6 +19,16 @@ def tiny_encoder():
     return backbone("small_cnn", 8)  # out_dim 32
 
 
+class PooledPixels(torch.nn.Module):
+    """A stand-in encoder: centred 8x8-pooled pixels, 48 features that differ between images
+    (a random-init CNN maps all images to nearly one direction, which hides a wrong pairing)."""
+
+    out_dim = 48
+
+    def forward(self, x):
+        return F.avg_pool2d(x, 8).flatten(1) - 0.5  # (B, 48)
+
+
 def images(n=8):
     return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
 
@@ -80,13 +90,13 @@ def test_losses_stay_float32_under_bf16_autocast(name):
 def test_fit_trains_and_resumes_the_momentum_methods(name, tmp_path):
     model, data = METHODS[name](), images(16)
     config = TrainConfig(epochs=1, batch_size=8, progress=False, checkpoint_dir=tmp_path)
-    history = fit(model, lambda m, batch: m(batch[0]), data, config, device="cpu")
+    history = fit(model, data, config, device="cpu")
     assert math.isfinite(history.epochs[-1]["loss"]) and "std" in history.epochs[-1]
     # a fresh model resumes with the queue / step counter of the checkpoint
     resumed = METHODS[name]()
     config.epochs = 2
     with pytest.warns(UserWarning, match="changed config"):
-        fit(resumed, lambda m, batch: m(batch[0]), data, config, device="cpu")
+        fit(resumed, data, config, device="cpu")
     if name == "moco":  # 2 steps x 2B keys per epoch
         assert resumed.queue_ptr.item() == (2 * 2 * 2 * 8) % 64
     else:
@@ -99,7 +109,7 @@ def test_simclr_loss_falls_under_fit():
     mild = SimCLRAugment(scale=(0.6, 1.0), jitter_p=0.0, grayscale_p=0.0)
     model = SimCLR(tiny_encoder(), proj_hidden=32, proj_dim=16, augment=mild)
     config = TrainConfig(epochs=10, batch_size=16, lr=1e-2, progress=False, log_every=1)
-    history = fit(model, lambda m, batch: m(batch[0]), data, config, device="cpu")
+    history = fit(model, data, config, device="cpu")
     losses = [epoch["loss"] for epoch in history.epochs]
     assert losses[0] == pytest.approx(math.log(31), abs=0.3)  # chance: 1 of 2B - 1 = 31 others
     assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.2, losses
@@ -134,7 +144,7 @@ def test_moco_enqueue_rejects_bad_keys():
         model.enqueue(torch.randn(2, 5))
 
 
-def test_moco_momentum_update_is_the_ema_formula():
+def test_moco_after_step_is_the_ema_formula():
     m = 0.9  # far from 1, so that a wrong formula shows
     model = MoCo(tiny_encoder(), proj_hidden=32, proj_dim=16, queue_size=64, momentum=m)
     query = [*model.encoder.parameters(), *model.projector.parameters()]
@@ -145,7 +155,7 @@ def test_moco_momentum_update_is_the_ema_formula():
     before_q = [q.detach().double().clone() for q in query]
     before_k = [k.double().clone() for k in key]
     buffers = copy.deepcopy(list(model.encoder_k.buffers()))
-    model.momentum_update()
+    model.after_step()
     for q, k, k_new in zip(before_q, before_k, key, strict=True):
         want = m * k + (1 - m) * q
         torch.testing.assert_close(k_new.double(), want, rtol=0, atol=1e-6)
@@ -154,7 +164,7 @@ def test_moco_momentum_update_is_the_ema_formula():
         assert torch.equal(b, b_new)  # BN statistics are the key encoder's own, not averaged
 
 
-def test_moco_training_step_updates_keys_first_and_enqueues_both_views():
+def test_moco_forward_uses_the_key_encoder_as_it_is_and_enqueues_both_views():
     m, batch = 0.5, images(8)
     model = MoCo(tiny_encoder(), proj_hidden=32, proj_dim=16, queue_size=40, momentum=m)
     model.augment = identity_views  # both views = the images: known keys
@@ -163,8 +173,8 @@ def test_moco_training_step_updates_keys_first_and_enqueues_both_views():
     k0 = [p.clone() for p in model.encoder_k.parameters()]
     old_queue = model.queue.clone()
     out = model(batch)
-    for q, k, k_new in zip(q0, k0, model.encoder_k.parameters(), strict=True):
-        torch.testing.assert_close(k_new, m * k + (1 - m) * q)  # one update, at the start
+    for k, k_new in zip(k0, model.encoder_k.parameters(), strict=True):
+        assert torch.equal(k, k_new)  # the forward does not move the key encoder
     with torch.no_grad():  # the keys the step must have used (train-mode BN: batch statistics)
         keys = F.normalize(model.projector_k(model.encoder_k(to_float(batch))), dim=1)
     assert model.queue_ptr.item() == 16  # 2B keys per step
@@ -174,7 +184,10 @@ def test_moco_training_step_updates_keys_first_and_enqueues_both_views():
     assert all(p.grad is None for p in model.encoder_k.parameters())
     assert all(p.grad is None for p in model.projector_k.parameters())
     assert all(p.grad is not None for p in model.projector.parameters())
-    # evaluation mode: no momentum update, no enqueue
+    model.after_step()  # what fit calls after the optimizer step: one update
+    for q, k, k_new in zip(q0, k0, model.encoder_k.parameters(), strict=True):
+        torch.testing.assert_close(k_new, m * k + (1 - m) * q)
+    # evaluation mode: no enqueue
     model.eval()
     state = copy.deepcopy(model.state_dict())
     model(batch)
@@ -182,18 +195,44 @@ def test_moco_training_step_updates_keys_first_and_enqueues_both_views():
         assert torch.equal(value, state[name]), name
 
 
-def test_moco_loss_is_info_nce_written_out():
-    # with identical views both directions are the same term: their mean is that term
-    model = MoCo(tiny_encoder(), proj_hidden=32, proj_dim=16, queue_size=64).eval()
-    model.augment = identity_views
+def info_nce_eq1(q, k, queue, temperature: float) -> float:
+    """MoCo's Eq. 1 in float64: -log(exp(q.k+ / t) / (exp(q.k+ / t) + sum_j exp(q.k_j / t)))
+    for unit q and k+, the queue's keys as negatives, averaged over the queries."""
+
+    def dot(a, b):
+        return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+    total = 0.0
+    for q_i, k_i in zip(q.double().tolist(), k.double().tolist(), strict=True):
+        q_norm, k_norm = math.sqrt(dot(q_i, q_i)), math.sqrt(dot(k_i, k_i))
+        positive = math.exp(dot(q_i, k_i) / (q_norm * k_norm) / temperature)
+        negatives = math.fsum(
+            math.exp(dot(q_i, key) / q_norm / temperature) for key in queue.double().tolist()
+        )
+        total -= math.log(positive / (positive + negatives))
+    return total / len(q)
+
+
+def test_moco_loss_is_the_symmetrised_eq1_with_each_view_keyed_by_the_other():
+    # evaluation mode: no momentum update, no enqueue; batch norm with running statistics
+    model = MoCo(PooledPixels(), proj_hidden=32, proj_dim=16, queue_size=64, temperature=0.2)
+    perturb(model.projector)  # queries and keys differ
+    model.eval()
     x = images(8)
+    x1, x2 = to_float(x), to_float(x.flip(-1))  # two different, deterministic "views"
+    model.augment = lambda batch, generator=None: torch.cat([x1, x2])
+    query = torch.nn.Sequential(model.encoder, model.projector)
+    key = torch.nn.Sequential(model.encoder_k, model.projector_k)
+    query, key = copy.deepcopy(query).double(), copy.deepcopy(key).double()
     with torch.no_grad():
-        q = F.normalize(model.projector(model.encoder(to_float(x))), dim=1)  # (8, 16)
-        k = F.normalize(model.projector_k(model.encoder_k(to_float(x))), dim=1)
-        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ model.queue.T], dim=1)  # (8, 65)
-        want = F.cross_entropy(logits / 0.2, torch.zeros(8, dtype=torch.long))
-        got = model(x)["loss"]
-    torch.testing.assert_close(got, want)
+        q1, q2 = query(x1.double()), query(x2.double())
+        k1, k2 = key(x1.double()), key(x2.double())
+        got = model(x)["loss"].item()
+    queue = model.queue.double()
+    want = 0.5 * (info_nce_eq1(q1, k2, queue, 0.2) + info_nce_eq1(q2, k1, queue, 0.2))
+    assert got == pytest.approx(want, rel=1e-5)
+    same_view = 0.5 * (info_nce_eq1(q1, k1, queue, 0.2) + info_nce_eq1(q2, k2, queue, 0.2))
+    assert abs(got - same_view) > 1e-3  # the reference tells the pairings apart
 
 
 # -----------------------------------------------------------------------------
@@ -211,7 +250,7 @@ def test_byol_momentum_follows_the_cosine_schedule():
     assert target_momentum(123, None, 0.996).item() == pytest.approx(0.996, abs=1e-7)
 
 
-def test_byol_momentum_update_is_the_ema_formula_and_counts_steps():
+def test_byol_after_step_is_the_ema_formula_and_counts_steps():
     model = BYOL(tiny_encoder(), proj_hidden=32, proj_dim=16, base_momentum=0.9, total_steps=10)
     online = [*model.encoder.parameters(), *model.projector.parameters()]
     target = [*model.target_encoder.parameters(), *model.target_projector.parameters()]
@@ -223,7 +262,7 @@ def test_byol_momentum_update_is_the_ema_formula_and_counts_steps():
     before_online = [p.detach().double().clone() for p in online]
     before_target = [p.double().clone() for p in target]
     buffers = copy.deepcopy(list(model.target_encoder.buffers()))
-    model.momentum_update()
+    model.after_step()
     assert model.step.item() == 6
     for theta, xi, xi_new in zip(before_online, before_target, target, strict=True):
         torch.testing.assert_close(xi_new.double(), tau * xi + (1 - tau) * theta, rtol=0, atol=1e-6)
@@ -232,22 +271,22 @@ def test_byol_momentum_update_is_the_ema_formula_and_counts_steps():
         assert torch.equal(b, b_new)
 
 
-def test_byol_training_step_updates_the_target_and_resumes_its_schedule():
+def test_byol_forward_leaves_the_target_and_after_step_resumes_its_schedule():
     model = BYOL(tiny_encoder(), proj_hidden=32, proj_dim=16, total_steps=4)
-    out = model(images())
-    assert model.step.item() == 1 and out["tau"].item() == pytest.approx(0.99)
-    out["loss"].backward()
     target = [*model.target_encoder.parameters(), *model.target_projector.parameters()]
+    before = [p.clone() for p in target]
+    out = model(images())
+    assert model.step.item() == 0 and out["tau"].item() == pytest.approx(0.99)
+    assert all(torch.equal(p, b) for p, b in zip(target, before, strict=True))
+    out["loss"].backward()
     assert all(p.grad is None for p in target)
     assert all(p.grad is not None for p in model.predictor.parameters())
-    model(images())
+    model.after_step(), model.after_step()
     # the step counter is part of the state: a checkpoint resumes the schedule
     fresh = BYOL(tiny_encoder(), proj_hidden=32, proj_dim=16, total_steps=4)
     fresh.load_state_dict(model.state_dict())
     assert fresh.step.item() == 2
     assert fresh.momentum().item() == pytest.approx(1 - 0.01 * (math.cos(math.pi / 2) + 1) / 2)
-    fresh.eval()(images())
-    assert fresh.step.item() == 2  # no update in evaluation mode
 
 
 # -----------------------------------------------------------------------------
@@ -295,7 +334,7 @@ def test_simsiam_targets_are_detached():
 
 
 def test_the_article_contrastive_model_is_a_classifier_that_needs_labels():
-    from sslbook.methods import ArticleClassifier
+    from sslbook.article import ArticleClassifier
 
     model = ArticleClassifier()
     logits = model(torch.rand(4, 3, 32, 32))
@@ -303,21 +342,81 @@ def test_the_article_contrastive_model_is_a_classifier_that_needs_labels():
     assert model.fc.in_features == 256 * 4 * 4
 
 
-@pytest.mark.parametrize("joint", [True, False])
-def test_simclr_batch_norm_sees_both_views_or_one_at_a_time(joint):
-    from sslbook.losses import nt_xent_loss
+# -----------------------------------------------------------------------------
+# SimCLR
 
+
+def nt_xent_eq1(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> float:
+    """SimCLR's Eq. 1 over the 2N views in float64: l(i, j) = -log(exp(s_ij / T) /
+    sum_{k != i} exp(s_ik / T)), s the cosine similarity, averaged over all 2N anchors."""
+    z = torch.cat([z1, z2]).double().tolist()
+    n2 = len(z)
+
+    def cos(a, b):
+        dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
+        return dot / math.sqrt(math.fsum(x * x for x in a) * math.fsum(y * y for y in b))
+
+    total = 0.0
+    for i in range(n2):
+        j = (i + n2 // 2) % n2  # the other view of the same image
+        denominator = math.fsum(
+            math.exp(cos(z[i], z[k]) / temperature) for k in range(n2) if k != i
+        )
+        total -= math.log(math.exp(cos(z[i], z[j]) / temperature) / denominator)
+    return total / n2
+
+
+def fixed_views(x1, x2):
+    """An augmentation that, called on the doubled batch, returns the views x1 and x2."""
+    return lambda batch, generator=None: torch.cat([x1, x2])
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_simclr_loss_is_eq1_on_the_views_with_either_batch_norm_convention(joint):
     torch.manual_seed(0)
     x = images(6)
     x1, x2 = to_float(x), to_float(x.flip(-1))  # two different, deterministic "views"
-    views = lambda batch, generator=None: torch.cat([x1, x2])  # noqa: E731 (both halves at once)
     model = SimCLR(
-        tiny_encoder(), proj_hidden=32, proj_dim=16, augment=views, joint_batchnorm=joint
-    )
+        tiny_encoder(), proj_hidden=32, proj_dim=16, temperature=0.3,
+        augment=fixed_views(x1, x2), joint_batchnorm=joint,
+    )  # fmt: skip
+    reference = copy.deepcopy(model).double()  # train mode: batch statistics, as in the step
     with torch.no_grad():
-        joint_z = model.project(torch.cat([x1, x2])).chunk(2)
-        split_z = model.project(x1), model.project(x2)
-    # train-mode batch norm: the two conventions give different embeddings for the same inputs
+        both = torch.cat([x1, x2]).double()
+        joint_z = reference.project(both).chunk(2)  # batch norm over all 2B views
+        split_z = reference.project(both[:6]), reference.project(both[6:])  # B views at a time
+    # the two conventions give different embeddings for the same inputs
     assert not torch.allclose(joint_z[0], split_z[0], atol=1e-4)
-    want = nt_xent_loss(*(joint_z if joint else split_z), model.temperature)
-    torch.testing.assert_close(model(x)["loss"], want)
+    want = nt_xent_eq1(*(joint_z if joint else split_z), temperature=0.3)
+    other = nt_xent_eq1(*(split_z if joint else joint_z), temperature=0.3)
+    got = model(x)["loss"].item()
+    assert got == pytest.approx(want, rel=1e-5)
+    assert abs(got - other) > 1e-3  # the reference tells the conventions apart
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_simclr_loss_is_symmetric_in_the_views_and_depends_on_their_pairing(joint):
+    torch.manual_seed(0)
+    x = images(6)
+    x1, x2 = to_float(x), to_float(x.flip(-1))
+    model = SimCLR(tiny_encoder(), proj_hidden=32, proj_dim=16, joint_batchnorm=joint)
+    model.augment = fixed_views(x1, x2)
+    loss = model(x)["loss"]
+    model.augment = fixed_views(x2, x1)  # swap the two views of every image
+    torch.testing.assert_close(model(x)["loss"], loss)
+    order = torch.randperm(6)
+    model.augment = fixed_views(x1[order], x2[order])  # the same pairs, in another order
+    torch.testing.assert_close(model(x)["loss"], loss)
+    model.augment = fixed_views(x1, x2.roll(1, 0))  # partners from different images
+    assert not torch.allclose(model(x)["loss"], loss, atol=1e-3)
+
+
+def test_simclr_loss_of_identical_embeddings_is_log_2n_minus_1():
+    # one image repeated: all 2N projections coincide, every logit is equal, and each anchor's
+    # loss is a uniform guess among the 2N - 1 other views ([0], Eq. 1 with s_ik = 1)
+    n = 5
+    x = torch.full((n, 3, 32, 32), 90, dtype=torch.uint8)
+    model = SimCLR(tiny_encoder(), proj_hidden=32, proj_dim=16, augment=identity_views)
+    out = model(x)
+    assert out["loss"].item() == pytest.approx(math.log(2 * n - 1), rel=1e-6)
+    assert out["std"].item() == pytest.approx(0.0, abs=1e-6)  # collapsed, by construction

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sslbook.methods import ArticleMaskedLM, MaskedLanguageModel, mlm_loss, text_features
+from sslbook.article import ArticleMaskedLM
+from sslbook.methods import MaskedLanguageModel, mlm_loss, text_features
 from sslbook.models import LSTMEncoder, TextTransformer, count_parameters
 from sslbook.text import (
     IGNORE_INDEX,
@@ -151,7 +152,7 @@ def test_fit_lowers_the_loss_and_fill_mask_lists_words():
         tok.vocab_size,
     )
     config = TrainConfig(epochs=20, batch_size=16, lr=3e-3, progress=False, log_every=5)
-    history = fit(model, mlm_loss, ids, config, device="cpu")
+    history = fit(model, ids, config, device="cpu", loss_fn=mlm_loss)
     epochs = [r["loss"] for r in history.epochs]  # means over each epoch's 4 steps
     assert sum(epochs[-3:]) / 3 < epochs[0] - 0.3  # from ~ln(16) = 2.8 to the unigram's ~2.0
     guesses = model.fill_mask(tok, "the [MASK] saw the e .", k=3)

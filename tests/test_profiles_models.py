@@ -2,8 +2,9 @@ import pytest
 import torch
 
 import sslbook
-from sslbook.masking import mask_patches, random_mask
-from sslbook.models import Classifier, backbone, projection_head, resnet18
+from sslbook.masking import mask_patches
+from sslbook.methods import Supervised
+from sslbook.models import backbone, projection_head, resnet18
 
 
 def test_profile_from_environment(monkeypatch):
@@ -24,9 +25,11 @@ def test_smoke_is_smaller_than_cpu_is_smaller_than_full():
 
 def test_cifar_resnet18_matches_the_reference_parameter_count():
     # 11,173,962 parameters with a 10-way linear classifier (the usual CIFAR ResNet-18).
-    net = Classifier(resnet18(), num_classes=10)
+    net = Supervised(resnet18(), num_classes=10)
     assert sum(p.numel() for p in net.parameters()) == 11_173_962
-    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert net.logits(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    # the keys of saved supervised networks: the backbone and its linear classifier
+    assert {key.split(".")[0] for key in net.state_dict()} == {"encoder", "fc"}
 
 
 @pytest.mark.parametrize(
@@ -42,35 +45,27 @@ def test_backbones_output_their_declared_dim(name, width, dim):
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
-def test_channels_last_path_matches_the_default_layout(name, monkeypatch):
-    # The backbones compute in channels-last memory for speed; values and gradients must equal
-    # those of the default (NCHW) layout up to float rounding.
-    import sslbook.models.cnn as cnn
-
+def test_channels_last_and_default_layout_compute_the_same_function(name):
+    # The backbones compute in channels-last memory for speed (channels_last=True); values and
+    # gradients must equal those of the default NCHW layout up to float rounding.
     torch.manual_seed(0)
-    net, x = backbone(name, 16).double(), torch.rand(4, 3, 32, 32, dtype=torch.float64)
-    out = net(x)
-    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
-    monkeypatch.setattr(cnn, "_channels_last", lambda t: t.contiguous())
-    ref = net(x)
-    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
-    torch.testing.assert_close(out, ref)
-    for g, r in zip(grads, ref_grads, strict=True):
+    fast = backbone(name, 16, channels_last=True).double()
+    plain = backbone(name, 16, channels_last=False).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(4, 3, 32, 32, dtype=torch.float64)
+    outs, grads = [], []
+    for net in (fast, plain):
+        out = net(x)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), list(net.parameters())))
+    torch.testing.assert_close(outs[0], outs[1])
+    for g, r in zip(*grads, strict=True):
         torch.testing.assert_close(g, r)
 
 
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="expected one of small_cnn, resnet18"):
         backbone("vgg")
-
-
-def test_random_mask_hides_exactly_the_ratio_uniformly():
-    mask = random_mask(4000, 64, 0.75, generator=torch.Generator().manual_seed(0))
-    assert (mask.sum(1) == 48).all()
-    # Every position is hidden about 75 % of the time.
-    assert (mask.float().mean(0) - 0.75).abs().max() < 0.035
-    with pytest.raises(ValueError, match=r"in \(0, 1\), got 1.0"):
-        random_mask(1, 64, 1.0)
 
 
 def test_mask_patches_greys_exactly_the_hidden_patches():

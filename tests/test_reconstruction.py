@@ -79,3 +79,26 @@ def test_mae_encoder_follows_the_profile():
     assert reconstruction.mae_encoder(profile("full")).out_dim == 192  # ViT-Tiny
     with pytest.raises(ValueError, match="unknown ViT 'vit_huge': expected one of"):
         reconstruction.mae_encoder(profile("smoke").with_(vit="vit_huge"))
+
+
+def test_the_study_chooses_on_validation_scores_and_other_seeds_train_only_that(
+    fake_splits, monkeypatch
+):
+    result = reconstruction.run_autoencoder(TINY, "cpu", None, bottlenecks=(16, 32))
+    trained = result["rows"][1:]
+    chosen = max(trained, key=lambda r: r["val_linear"])["bottleneck"]
+    assert "val_linear" not in result["rows"][0]  # the random-init reference is not a candidate
+    assert result["selected"]["bottleneck"] == chosen and "validation" not in result["selected"]
+    saved = result["models"]["autoencoder"]
+    assert saved["bottleneck"] == chosen
+    assert saved["model"].encoder(torch.rand(2, 3, 32, 32)).shape == (2, chosen)
+    asked = []
+
+    def seed_zero_choice(experiment, cfg, setting):
+        asked.append((experiment, setting))
+        return 16
+
+    monkeypatch.setattr(reconstruction, "reference_choice", seed_zero_choice)
+    other = reconstruction.run_autoencoder(TINY, "cpu", None, seed=1)
+    assert asked == [("autoencoder", "bottleneck")]
+    assert [r["bottleneck"] for r in other["rows"][1:]] == [16]

@@ -29,7 +29,7 @@ def fake_splits(train_size: int, test_size: int):
 def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
     calls = []
 
-    def fake_experiment(cfg, device, checkpoint_dir):
+    def fake_experiment(cfg, device, checkpoint_dir, seed=0):
         calls.append((cfg.name, str(checkpoint_dir)))
         return {"rows": [{"representation": "x", "knn": 0.5}]}
 
@@ -50,7 +50,9 @@ def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
 def test_all_runs_every_experiment_in_turn(tmp_path, monkeypatch):
     calls = []
     fake = {
-        name: (lambda cfg, device, checkpoint_dir, name=name: calls.append(name) or {"x": name})
+        name: (
+            lambda cfg, device, checkpoint_dir, seed, name=name: calls.append(name) or {"x": name}
+        )
         for name in ("one", "two")
     }
     monkeypatch.setattr(run, "EXPERIMENTS", fake)
@@ -138,7 +140,7 @@ def test_git_commit_is_dirty_for_code_changes_but_not_for_rewritten_results(tmp_
 def test_amp_runs_in_mixed_precision_and_writes_its_own_file(tmp_path, monkeypatch):
     seen = []
 
-    def fake_experiment(cfg, device, checkpoint_dir):
+    def fake_experiment(cfg, device, checkpoint_dir, seed=0):
         seen.append((cfg.amp, str(checkpoint_dir)))
         return {"rows": []}
 
@@ -165,3 +167,38 @@ def test_provenance_writes_paths_under_the_working_directory_relative_to_it(tmp_
     monkeypatch.setattr(sys, "argv", [str(script), "--out", elsewhere, "--steps", "3"])
     command = provenance()["command"]
     assert command.split()[1:] == ["bench/augment.py", "--out", elsewhere, "--steps", "3"]
+
+
+def test_seeds_write_one_file_each_and_only_seed_zero_saves_the_models(tmp_path, monkeypatch):
+    import torch
+
+    from sslbook.weights import sha256
+
+    seen = []
+
+    def fake_experiment(cfg, device, checkpoint_dir, seed):
+        seen.append((seed, str(checkpoint_dir)))
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(3, 2)
+        return {"score": seed / 10, "models": {"tiny": {"model": model, "width": 3}}}
+
+    monkeypatch.setitem(run.EXPERIMENTS, "fake", fake_experiment)
+    out, weights = tmp_path / "results", tmp_path / "weights"
+    args = ["fake", "--profile", "smoke", "--out", str(out), "--device", "cpu", "--seeds", "0", "2"]
+    assert run.main(args + ["--weights-dir", str(weights)]) == 0
+    assert seen == [
+        (0, str(run.REPO_ROOT / "checkpoints" / "fake-smoke")),
+        (2, str(run.REPO_ROOT / "checkpoints" / "fake-smoke-seed2")),
+    ]
+    first = json.loads((out / "fake-smoke.json").read_text())
+    second = json.loads((out / "fake-smoke-seed2.json").read_text())
+    assert (first["seed"], first["score"], second["seed"], second["score"]) == (0, 0.0, 2, 0.2)
+    assert second["provenance"]["command"] == "python -m sslbook.run fake --profile smoke --seed 2"
+    assert "weights" not in second and "models" not in first and "models" not in second
+    record = first["weights"]["tiny"]
+    assert record["file"] == "tiny-smoke.pt" and record["width"] == 3
+    assert sorted(p.name for p in weights.iterdir()) == ["tiny-smoke.pt"]
+    assert record["sha256"] == sha256(weights / "tiny-smoke.pt")
+    assert record["bytes"] == (weights / "tiny-smoke.pt").stat().st_size
+    with pytest.raises(SystemExit):
+        run.main(["fake", "--seed", "1", "--seeds", "1", "2"])

@@ -125,6 +125,22 @@ def test_encode_batch_truncates_over_long_text_and_pads_short_text():
     assert padding_mask(batch).tolist()[1] == [False] * 3 + [True] * 5
 
 
+def test_padding_mask_is_ids_equal_pad_or_a_checked_given_mask():
+    ids = torch.tensor([[5, 6, PAD_ID], [7, PAD_ID, PAD_ID]])
+    assert padding_mask(ids).tolist() == [[False, False, True], [False, True, True]]
+    assert padding_mask(ids, pad_id=7).tolist() == [[False, False, False], [True, False, False]]
+    given = torch.zeros(2, 3, dtype=torch.bool)
+    assert padding_mask(ids, given) is given
+    with pytest.raises(ValueError, match=r"token ids of shape \(B, T\), got \(6,\)"):
+        padding_mask(ids.flatten())
+    with pytest.raises(ValueError, match="integer token ids, got torch.float32"):
+        padding_mask(ids.float())
+    with pytest.raises(ValueError, match=r"bool padding_mask of shape \(2, 3\), got torch.int64"):
+        padding_mask(ids, given.long())
+    with pytest.raises(ValueError, match=r"shape \(2, 3\), got torch.bool \(2, 2\)"):
+        padding_mask(ids, given[:, :2])
+
+
 def test_make_sequences_frames_consecutive_windows():
     ids = torch.arange(10, 33)  # 23 tokens, windows of 6
     seqs = make_sequences(ids, seq_len=8)

@@ -1,6 +1,7 @@
-"""SimCLR ablations: the temperature, and the augmentations that define the invariances.
+"""Ablations: SimCLR's temperature and augmentations, and SimCLR against MoCo by batch size.
 
     python -m sslbook.run simclr_ablations --profile cpu
+    python -m sslbook.run batch_size --profile cpu --seeds 0 1 2
 
 trains SimCLR once per variant below with everything else fixed (backbone, optimiser, seed,
 data), for half the profile's epochs so that five runs cost about two full ones, and evaluates
@@ -12,7 +13,13 @@ each backbone with the book's protocol (kNN and linear probe on held-out images)
   views of an image share their colour histogram, a shortcut that solves the task without
   learning what the image shows (SimCLR §3, Fig. 5-6).
 
+``batch_size`` pretrains SimCLR and MoCo at batch 32, 64 and 256 (learning rate scaled
+linearly, half the profile's epochs): SimCLR's negatives are the other 2B - 2 views of its
+batch, MoCo's are a queue of ``queue_size`` keys whatever the batch, so if the number of
+negatives matters, SimCLR should lose more than MoCo as the batch shrinks (MoCo §3.1, [1]).
+
 [0] SimCLR, Chen et al. 2020, arXiv:2002.05709
+[1] MoCo, He et al. 2020, arXiv:1911.05722; MoCo v2, Chen et al. 2020, arXiv:2003.04297
 """
 
 from __future__ import annotations
@@ -21,10 +28,10 @@ from pathlib import Path
 
 from ..augment import SimCLRAugment
 from ..profiles import Profile
-from .baselines import describe_splits, encoder_protocol, load_splits
+from .common import SELECTION_RULE, choose, describe_splits, encoder_protocol, load_splits
 from .pretrain import pretrain
 
-__all__ = ["VARIANTS", "ablation_epochs", "run"]
+__all__ = ["VARIANTS", "BATCH_SIZES", "ablation_epochs", "run", "run_batch_size"]
 
 # name -> keyword arguments of sslbook.methods.SimCLR
 VARIANTS: dict[str, dict] = {
@@ -45,6 +52,7 @@ def run(
     cfg: Profile,
     device=None,
     checkpoint_dir: str | Path | None = None,
+    seed: int = 0,
     variants: dict[str, dict] | None = None,
 ) -> dict:
     """Pretrain SimCLR once per variant and evaluate each backbone; rows in variant order."""
@@ -64,10 +72,11 @@ def run(
             device,
             folder,
             eval_every=max(1, epochs // 5),
+            seed=seed,
             train_changes={"epochs": epochs},
             **kwargs,
         )
-        scores = encoder_protocol(cfg, method.encoder, train, test)
+        scores = encoder_protocol(cfg, method.encoder, train, test, validation=True)
         curve = history.series("knn", level="epochs")
         augment = "crop and flip only" if "augment" in kwargs else "full SimCLR recipe"
         rows.append(
@@ -84,5 +93,40 @@ def run(
         "method": "simclr",
         "epochs_per_variant": epochs,
         "rows": rows,
+        "selected": {"variant": choose(rows)["variant"], "rule": SELECTION_RULE},
         "data": describe_splits(train, test),
     }
+
+
+BATCH_SIZES = (32, 64, 256)
+
+
+def run_batch_size(
+    cfg: Profile,
+    device=None,
+    checkpoint_dir: str | Path | None = None,
+    seed: int = 0,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+) -> dict:
+    """SimCLR and MoCo pretrained at each batch size, half the profile's epochs each.
+
+    Rows carry the number of negatives each query is contrasted with: 2B - 2 for SimCLR, the
+    queue's length for MoCo.
+    """
+    train, test = load_splits(cfg, device)
+    epochs = ablation_epochs(cfg)
+    rows = []
+    for name in ("simclr", "moco"):
+        for batch_size in batch_sizes:
+            folder = Path(checkpoint_dir) / f"{name}-{batch_size}" if checkpoint_dir else None
+            changes = {"epochs": epochs, "batch_size": batch_size}
+            method, history = pretrain(
+                name, cfg, train, test, device, folder, epochs, seed=seed, train_changes=changes
+            )
+            negatives = 2 * batch_size - 2 if name == "simclr" else method.queue.shape[0]
+            rows.append(
+                {"method": name, "batch_size": batch_size, "negatives": negatives}
+                | encoder_protocol(cfg, method.encoder, train, test, fractions=())
+                | {"images_per_s": history.mean("images_per_s")}
+            )
+    return {"epochs": epochs, "rows": rows, "data": describe_splits(train, test)}

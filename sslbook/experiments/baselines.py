@@ -1,6 +1,6 @@
 """Reference points for every representation in the book: raw pixels, a randomly initialised
 network, and a network trained with labels, all under the same frozen-feature protocol
-(weighted kNN and linear probe, :mod:`sslbook.evaluate`).
+(weighted kNN and linear probe, :mod:`sslbook.experiments.common`).
 
 A self-supervised method is worth its compute when it beats the first two clearly and closes part
 of the gap to the third.
@@ -12,97 +12,22 @@ from pathlib import Path
 
 import torch
 
-from ..data import ImageData, cifar10, to_float
-from ..evaluate import (
-    evaluate_features,
-    extract_features,
-    label_efficiency,
-    label_subset,
-    linear_probe,
-)
+from ..data import ImageData, balanced_subset, to_float
+from ..device import seeded
+from ..evaluate import extract_features, linear_probe
 from ..methods import Supervised
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
+from .common import LABEL_FRACTIONS, describe_splits, encoder_protocol, load_splits, protocol
 
 __all__ = [
-    "LABEL_FRACTIONS",
-    "load_splits",
-    "protocol",
-    "encoder_protocol",
-    "describe_splits",
     "raw_pixel_features",
     "random_encoder",
     "train_supervised",
     "run",
     "run_few_labels",
 ]
-
-LABEL_FRACTIONS = (0.01, 0.1)  # the few-label probes every result row records, next to 100 %
-
-
-def load_splits(cfg: Profile, device=None) -> tuple[ImageData, ImageData]:
-    """The profile's training subset and held-out subset of CIFAR-10, on ``device``."""
-    train = cifar10("train").subset(cfg.train_size).to(device)
-    test = cifar10("test").subset(cfg.test_size).to(device)
-    return train, test
-
-
-def protocol(
-    cfg: Profile,
-    train: ImageData,
-    test: ImageData,
-    train_x: torch.Tensor,
-    test_x: torch.Tensor,
-    fractions: tuple[float, ...] = LABEL_FRACTIONS,
-) -> dict:
-    """The book's frozen-feature protocol at the profile's settings.
-
-    Returns kNN and linear-probe accuracy, and under ``"label_fractions"`` the linear probe trained
-    on ``fractions`` (1 % and 10 %) of the training labels (class-balanced, seeded) next to 100 %.
-
-    Shape:
-        train_x: (len(train), D), test_x: (len(test), D) features of the two splits
-    """
-    scores = evaluate_features(
-        train_x,
-        train.labels,
-        test_x,
-        test.labels,
-        k=cfg.knn_k,
-        temperature=cfg.knn_temperature,
-        probe_epochs=cfg.probe_epochs,
-    )
-    few = label_efficiency(
-        train_x, train.labels, test_x, test.labels, fractions, epochs=cfg.probe_epochs
-    )
-    return scores | {"label_fractions": few | {"1.0": scores["linear"]}}
-
-
-def encoder_protocol(
-    cfg: Profile,
-    encoder,
-    train: ImageData,
-    test: ImageData,
-    fractions: tuple[float, ...] = LABEL_FRACTIONS,
-) -> dict:
-    """:func:`protocol` on the frozen features of ``encoder`` for both splits."""
-    return protocol(
-        cfg,
-        train,
-        test,
-        extract_features(encoder, train.images),
-        extract_features(encoder, test.images),
-        fractions,
-    )
-
-
-def describe_splits(train: ImageData, test: ImageData) -> dict[str, str]:
-    """The ``"data"`` entry of a result file: how many images, and where they came from."""
-    return {
-        "train": f"{len(train)} images from {train.source}",
-        "test": f"{len(test)} images from {test.source}",
-    }
 
 
 def raw_pixel_features(data: ImageData) -> torch.Tensor:
@@ -116,8 +41,8 @@ def raw_pixel_features(data: ImageData) -> torch.Tensor:
 
 def random_encoder(cfg: Profile, seed: int = 0, device=None) -> torch.nn.Module:
     """The profile's backbone with freshly initialised weights (seeded)."""
-    torch.manual_seed(seed)
-    return backbone(cfg.backbone, cfg.width).to(device)
+    with seeded(seed):
+        return backbone(cfg.backbone, cfg.width).to(device)
 
 
 def train_supervised(
@@ -135,8 +60,8 @@ def train_supervised(
     decay 5e-4: the usual CIFAR recipe. ``changes`` go to the TrainConfig. Returns
     ``(method, history)``; ``method.encoder`` is the trained backbone.
     """
-    torch.manual_seed(seed)
-    method = Supervised(backbone(cfg.backbone, cfg.width), num_classes=len(train.classes))
+    with seeded(seed):
+        method = Supervised(backbone(cfg.backbone, cfg.width), num_classes=len(train.classes))
     settings = dict(
         epochs=cfg.supervised_epochs,
         batch_size=cfg.batch_size,
@@ -150,42 +75,48 @@ def train_supervised(
         amp=cfg.amp,
     )
     config = TrainConfig(**(settings | changes))
-    history = fit(
-        method, lambda m, batch: m(*batch), (train.images, train.labels), config, device=device
-    )
+    history = fit(method, (train.images, train.labels), config, device=device)
     return method, history
 
 
-def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
-    """Measure the three baselines at the scale of ``cfg``; return rows ready for a table."""
+def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, seed: int = 0) -> dict:
+    """Measure the three baselines at the scale of ``cfg``; return rows ready for a table.
+
+    ``seed`` draws the random-init network and the supervised network's training.
+    """
     train, test = load_splits(cfg, device)
     raw = protocol(cfg, train, test, raw_pixel_features(train), raw_pixel_features(test))
     rows = [{"representation": "raw pixels", "dim": 3 * 32 * 32} | raw]
-    encoder = random_encoder(cfg, device=device)
+    encoder = random_encoder(cfg, seed, device)
     rows.append(
         {"representation": f"random-init {cfg.backbone}", "dim": encoder.out_dim}
         | encoder_protocol(cfg, encoder, train, test)
     )
     ckpt = Path(checkpoint_dir) / "supervised" if checkpoint_dir else None
-    method, history = train_supervised(cfg, train, device, ckpt)
+    method, history = train_supervised(cfg, train, device, ckpt, seed=seed)
     rows.append(
         {"representation": f"supervised {cfg.backbone}", "dim": method.encoder.out_dim}
         | encoder_protocol(cfg, method.encoder, train, test)
     )
     return {
         "rows": rows,
+        "models": {"supervised": {"model": method}},
         "data": describe_splits(train, test),
         "supervised_history": history.to_dict(),
     }
 
 
 def _labelled(train: ImageData, fraction: float, seed: int = 0) -> ImageData:
-    idx = label_subset(train.labels, fraction, seed)
+    idx = balanced_subset(train.labels, fraction=fraction, seed=seed)
     return ImageData(train.images[idx], train.labels[idx], train.classes, train.source)
 
 
 def run_few_labels(
-    cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, fractions=LABEL_FRACTIONS
+    cfg: Profile,
+    device=None,
+    checkpoint_dir: str | Path | None = None,
+    seed: int = 0,
+    fractions=LABEL_FRACTIONS,
 ) -> dict:
     """What a few labels buy without self-supervision: the supervised network trained on them.
 
@@ -199,7 +130,7 @@ def run_few_labels(
     full_steps = cfg.supervised_epochs * (len(train) // cfg.batch_size)
     raw_x = raw_pixel_features(train), raw_pixel_features(test)
     raw = protocol(cfg, train, test, *raw_x, fractions)
-    encoder = random_encoder(cfg, device=device)
+    encoder = random_encoder(cfg, seed, device)
     rows = [
         {"representation": "raw pixels"} | raw["label_fractions"],
         {"representation": f"random-init {cfg.backbone}"}
@@ -222,6 +153,7 @@ def run_few_labels(
             warmup_epochs=min(epochs / 4, max(1.0, 0.03 * epochs)),
             checkpoint_every=max(1, epochs // 10),
             log_every=max(1, full_steps // 50),
+            seed=seed,
         )
         train_x = extract_features(method.encoder, labelled.images)
         test_x = extract_features(method.encoder, test.images)

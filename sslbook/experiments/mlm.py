@@ -27,9 +27,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import tiny_shakespeare
+from ..device import seeded
 from ..evaluate import linear_probe
 from ..methods.mlm import MaskedLanguageModel, mlm_loss, text_features
 from ..models.text import LSTMEncoder, TextTransformer, count_parameters
+from ..modules import eval_mode
 from ..profiles import Profile
 from ..text import (
     IGNORE_INDEX,
@@ -147,11 +149,11 @@ def train_mlm(
     **changes,
 ):
     """A :class:`MaskedLanguageModel` around encoder ``kind``; returns ``(model, history)``."""
-    torch.manual_seed(seed)
     vocab = data.tokenizer.vocab_size
-    model = MaskedLanguageModel(build_encoder(kind, vocab, cfg), vocab)
+    with seeded(seed):
+        model = MaskedLanguageModel(build_encoder(kind, vocab, cfg), vocab)
     config = mlm_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **changes)
-    history = fit(model, mlm_loss, data.train_ids, config, eval_fn=eval_fn, device=device)
+    history = fit(model, data.train_ids, config, eval_fn=eval_fn, device=device, loss_fn=mlm_loss)
     return model, history
 
 
@@ -171,10 +173,9 @@ def masked_token_scores(
         {"val_accuracy", "val_loss", "val_perplexity"}
     """
     inputs, labels = _fixed_masks(ids, model.vocab_size, seed)
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
+    device = next(model.parameters()).device
     correct = loss = count = 0.0
-    try:
+    with eval_mode(model):
         for i in range(0, len(ids), batch_size):
             x, y = inputs[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)
             n = (y != IGNORE_INDEX).sum().item()
@@ -182,8 +183,6 @@ def masked_token_scores(
             correct += out["accuracy"].item() * n
             loss += out["loss"].item() * n
             count += n
-    finally:
-        model.train(was_training)
     return {
         "val_accuracy": correct / count,
         "val_loss": loss / count,
@@ -241,10 +240,13 @@ def speaker_probe(
     }
 
 
-def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
-    """Train the three encoders with the masked-LM objective; score and probe them."""
+def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, seed: int = 0) -> dict:
+    """Train the three encoders with the masked-LM objective; score and probe them.
+
+    ``"models"`` hands the three trained models to :func:`sslbook.run.run_experiment`.
+    """
     data = load_text(cfg)
-    rows = []
+    rows, models = [], {}
     for kind in ENCODERS:
         folder = None if checkpoint_dir is None else Path(checkpoint_dir) / kind
         model, history = train_mlm(
@@ -254,7 +256,9 @@ def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> 
             device,
             folder,
             eval_fn=lambda m: masked_token_scores(m, data.val_ids),
+            seed=seed,
         )
+        models[f"mlm-{kind}"] = {"model": model}
         rows.append(
             {
                 "encoder": ENCODER_NAMES[kind],
@@ -269,14 +273,16 @@ def run(cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> 
                 "loss_curve": dict(zip(("step", "loss"), history.series("loss"), strict=True)),
             }
         )
-    torch.manual_seed(0)
     vocab = data.tokenizer.vocab_size
-    random_model = MaskedLanguageModel(build_encoder("transformer", vocab, cfg), vocab).to(device)
+    with seeded(seed):
+        random_encoder = build_encoder("transformer", vocab, cfg)
+        random_model = MaskedLanguageModel(random_encoder, vocab).to(device)
     return {
         "vocabulary": vocab,
         "unknown_rate_val": data.tokenizer.unknown_rate(data.val_text),
         "unigram": unigram_baseline(data),
         "rows": rows,
+        "models": models,
         "random_init_probe": speaker_probe(random_model, data, cfg),
         "data": {
             "train": f"{len(data.train_ids)} sequences of {cfg.text_seq_len} tokens "

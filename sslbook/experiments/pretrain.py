@@ -20,13 +20,14 @@ import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
 from ..data import ImageData
+from ..device import seeded
 from ..evaluate import alignment, extract_features, knn_accuracy, linear_probe, uniformity
 from ..flops import method_flops_per_image
 from ..methods import BYOL, MoCo, SimCLR, SimSiam
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
-from .baselines import describe_splits, load_splits, protocol
+from .common import describe_splits, load_splits, protocol
 
 __all__ = [
     "METHODS",
@@ -35,6 +36,7 @@ __all__ = [
     "encoder_knn",
     "knn_monitor",
     "pretrain",
+    "geometry",
     "evaluate_method",
 ]
 
@@ -83,7 +85,9 @@ def encoder_knn(encoder: nn.Module, cfg: Profile, train: ImageData, test: ImageD
     """Weighted kNN accuracy of a frozen encoder's features, ``train`` as the labelled bank."""
     train_x = extract_features(encoder, train.images)
     test_x = extract_features(encoder, test.images)
-    return knn_accuracy(train_x, train.labels, test_x, test.labels, cfg.knn_k, cfg.knn_temperature)
+    return knn_accuracy(
+        train_x, train.labels, test_x, test.labels, k=cfg.knn_k, temperature=cfg.knn_temperature
+    )
 
 
 def knn_monitor(cfg: Profile, train: ImageData, test: ImageData, max_train: int = 10_000):
@@ -112,12 +116,11 @@ def pretrain(
     """
     config = pretrain_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **(train_changes or {}))
     total_steps = config.epochs * (len(train) // config.batch_size)
-    torch.manual_seed(seed)
-    method = build_method(name, cfg, total_steps=total_steps, **method_kwargs)
+    with seeded(seed):
+        method = build_method(name, cfg, total_steps=total_steps, **method_kwargs)
     flops = method_flops_per_image(method, train.images[:2].cpu())
     history = fit(
         method,
-        lambda m, batch: m(batch[0]),
         train.images,
         config,
         eval_fn=knn_monitor(cfg, train, test),
@@ -135,14 +138,30 @@ def _projections(method: nn.Module, images: torch.Tensor, batch_size: int = 512)
     return extract_features(head, images, batch_size)
 
 
+def geometry(method: nn.Module, views: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+    """Alignment and uniformity (Wang & Isola, 2020) of the embedding the loss acts on.
+
+    That is the projection head's output g(f(x)), normalised (as the InfoNCE losses and BYOL's
+    and SimSiam's cosine losses normalise it), for two augmented views of the same images.
+    """
+    z1, z2 = (_projections(method, v) for v in views)
+    return {"alignment": alignment(z1, z2).item(), "uniformity": uniformity(z1).item()}
+
+
 def evaluate_method(
-    method: nn.Module, cfg: Profile, train: ImageData, test: ImageData, seed: int = 0
+    method: nn.Module,
+    cfg: Profile,
+    train: ImageData,
+    test: ImageData,
+    seed: int = 0,
+    untrained: nn.Module | None = None,
 ) -> dict:
     """The book's protocol on a pretrained method, plus what the chapters discuss.
 
     Returns kNN and linear-probe accuracy of the backbone features, the linear probe on the
-    projection-head outputs, and alignment / uniformity (Wang & Isola, 2020) of the normalised
-    backbone features of two augmented views of the held-out images.
+    projection-head outputs (to show why the head is thrown away), and :func:`geometry` of two
+    augmented views of 1000 held-out images; with ``untrained`` (the same method at its initial
+    weights) the same geometry before training under ``"before_training"``, for reference.
     """
     encoder = method.encoder
     train_x, test_x = (
@@ -151,30 +170,45 @@ def evaluate_method(
     )
     train_z, test_z = _projections(method, train.images), _projections(method, test.images)
     generator = torch.Generator().manual_seed(seed)
-    sample = test.images[:1000].cpu()
-    v1, v2 = two_views(sample, SimCLRAugment(), generator=generator)
     device = next(encoder.parameters()).device
-    f1 = extract_features(encoder, v1.to(device))
-    f2 = extract_features(encoder, v2.to(device))
-    return protocol(cfg, train, test, train_x, test_x) | {
+    views = two_views(test.images[:1000].cpu(), SimCLRAugment(), generator=generator)
+    views = tuple(v.to(device) for v in views)
+    scores = protocol(cfg, train, test, train_x, test_x) | {
         "linear_projection_head": linear_probe(
-            train_z, train.labels, test_z, test.labels, cfg.probe_epochs
+            train_z, train.labels, test_z, test.labels, epochs=cfg.probe_epochs
         ),
-        "alignment": alignment(f1, f2).item(),
-        "uniformity": uniformity(f1).item(),
+        **geometry(method, views),
     }
+    if untrained is not None:
+        scores["before_training"] = geometry(untrained.to(device), views)
+    return scores
 
 
-def run(name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None = None) -> dict:
-    """Pretrain and evaluate method ``name`` at the scale of ``cfg`` (``python -m sslbook.run``)."""
+def run(
+    name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, seed: int = 0
+) -> dict:
+    """Pretrain and evaluate method ``name`` at the scale of ``cfg`` (``python -m sslbook.run``).
+
+    ``"models"`` hands the trained method to :func:`sslbook.run.run_experiment`, which saves it.
+    """
     train, test = load_splits(cfg, device)
+    with seeded(seed):  # the initial weights of the run below, for the geometry before training
+        untrained = build_method(name, cfg)
     method, history = pretrain(
-        name, cfg, train, test, device, checkpoint_dir, eval_every=max(1, cfg.epochs // 10)
+        name,
+        cfg,
+        train,
+        test,
+        device,
+        checkpoint_dir,
+        eval_every=max(1, cfg.epochs // 10),
+        seed=seed,
     )
     return {
         "method": name,
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
-        "metrics": evaluate_method(method, cfg, train, test),
+        "models": {name: {"model": method}},
+        "metrics": evaluate_method(method, cfg, train, test, seed=seed, untrained=untrained),
         "images_per_s": history.mean("images_per_s"),
         "flops_per_image": method_flops_per_image(method, train.images[:2]),
         "data": describe_splits(train, test),

@@ -19,12 +19,20 @@ import torch
 import torch.nn.functional as F
 
 from ..data import ImageData, to_float
+from ..device import seeded
 from ..flops import training_flops_per_image
 from ..methods import MAE, ConvAutoencoder
 from ..models.vit import ViT, vit_mini, vit_tiny
 from ..profiles import Profile
-from ..train import TrainConfig, fit
-from .baselines import describe_splits, encoder_protocol, load_splits
+from ..train import TrainConfig, call_model, fit
+from .common import (
+    SELECTION_RULE,
+    choose,
+    describe_splits,
+    encoder_protocol,
+    load_splits,
+    reference_choice,
+)
 
 __all__ = [
     "BOTTLENECKS",
@@ -49,13 +57,15 @@ MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
 _VITS = {"vit_mini": vit_mini, "vit_tiny": vit_tiny}
 
 
-def _loss(model, batch):
-    return model(batch[0])
-
-
 def _flops(model, train: ImageData) -> float:
     """Training FLOPs of one image (for the TFLOP/s and MFU in the history)."""
-    return training_flops_per_image(model, _loss, (train.images[:2].cpu(),))
+    return training_flops_per_image(model, call_model, (train.images[:2].cpu(),))
+
+
+def _fit(model, train: ImageData, config: TrainConfig, device, eval_fn=None):
+    """:func:`fit` on ``train``'s images, recording TFLOP/s and MFU in the history."""
+    flops = _flops(model, train)
+    return fit(model, train.images, config, eval_fn=eval_fn, device=device, flops_per_sample=flops)
 
 
 def autoencoder_config(cfg: Profile, **changes) -> TrainConfig:
@@ -107,17 +117,10 @@ def train_autoencoder(
     ``noise_std > 0`` makes it a denoising autoencoder. ``changes`` go to the TrainConfig.
     Returns ``(model, history)``.
     """
-    torch.manual_seed(seed)
-    model = ConvAutoencoder(cfg.width, bottleneck, noise_std=noise_std)
+    with seeded(seed):
+        model = ConvAutoencoder(cfg.width, bottleneck, noise_std=noise_std)
     config = autoencoder_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **changes)
-    history = fit(
-        model,
-        _loss,
-        train.images,
-        config,
-        device=device,
-        flops_per_sample=_flops(model, train),
-    )
+    history = _fit(model, train, config, device)
     return model, history
 
 
@@ -136,18 +139,10 @@ def train_mae(
     ``eval_fn(model) -> dict`` is recorded every epoch; ``changes`` go to the TrainConfig.
     Returns ``(model, history)``.
     """
-    torch.manual_seed(seed)
-    model = MAE(mae_encoder(cfg), mask_ratio=mask_ratio)
+    with seeded(seed):
+        model = MAE(mae_encoder(cfg), mask_ratio=mask_ratio)
     config = mae_config(cfg, seed=seed, checkpoint_dir=checkpoint_dir, **changes)
-    history = fit(
-        model,
-        _loss,
-        train.images,
-        config,
-        eval_fn=eval_fn,
-        device=device,
-        flops_per_sample=_flops(model, train),
-    )
+    history = _fit(model, train, config, device, eval_fn)
     return model, history
 
 
@@ -160,11 +155,11 @@ def mean_image_error(train: ImageData, test: ImageData) -> float:
 @torch.no_grad()
 def reconstruction_error(model: ConvAutoencoder, images: torch.Tensor, seed: int = 0) -> float:
     """Held-out MSE against the clean images, from the model's (noisy, if denoising) input."""
-    torch.manual_seed(seed)  # the corruption noise
-    errors = [
-        model.reconstruct(images[i : i + 1000])["loss"] * len(images[i : i + 1000])
-        for i in range(0, len(images), 1000)
-    ]
+    with seeded(seed):  # the corruption noise
+        errors = [
+            model.reconstruct(images[i : i + 1000])["loss"] * len(images[i : i + 1000])
+            for i in range(0, len(images), 1000)
+        ]
     return (sum(errors) / len(images)).item()
 
 
@@ -201,40 +196,63 @@ def _folder(checkpoint_dir, name: str) -> Path | None:
     return None if checkpoint_dir is None else Path(checkpoint_dir) / name
 
 
-def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, bottlenecks=BOTTLENECKS):
-    """Bottleneck-size study of the convolutional autoencoder."""
+def _study(seed: int, settings, default, experiment: str, cfg: Profile, key: str):
+    """The settings a study trains: all of them at seed 0, the seed-0 choice at other seeds."""
+    if settings is not None:
+        return settings
+    return default if seed == 0 else (reference_choice(experiment, cfg, key),)
+
+
+def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, seed=0, bottlenecks=None):
+    """Bottleneck-size study of the convolutional autoencoder.
+
+    Every code size is scored on the held-out images; the study's choice (``"selected"``, saved
+    as the reference weights) is made on a validation part of the training shard
+    (:data:`~sslbook.experiments.common.SELECTION_RULE`). Seeds other than 0 train only the
+    size that seed 0 chose.
+    """
+    bottlenecks = _study(seed, bottlenecks, BOTTLENECKS, "autoencoder", cfg, "bottleneck")
     train, test = load_splits(cfg, device)
-    torch.manual_seed(0)
-    random_init = ConvAutoencoder(cfg.width, 128).to(device)
+    with seeded(seed):
+        random_init = ConvAutoencoder(cfg.width, 128).to(device)
     rows = [
         {"model": "random init", "bottleneck": 128}
         | encoder_protocol(cfg, random_init.encoder, train, test)
     ]
     rows[0]["mse"] = reconstruction_error(random_init, test.images)
+    models = {}
     for size in bottlenecks:
+        folder = _folder(checkpoint_dir, f"code{size}")
         model, history = train_autoencoder(
-            cfg, train, size, device=device, checkpoint_dir=_folder(checkpoint_dir, f"code{size}")
+            cfg, train, size, device=device, checkpoint_dir=folder, seed=seed
         )
+        models[size] = model
         rows.append(
             {
                 "model": "autoencoder",
                 "bottleneck": size,
                 "mse": reconstruction_error(model, test.images),
             }
-            | encoder_protocol(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test, validation=True)
             | {"final_loss": history.steps[-1]["loss"]}
             | _cost(model, history, train)
         )
+    size = choose(rows)["bottleneck"]
     return {
         "width": cfg.width,
         "mean_image_mse": mean_image_error(train, test),
         "rows": rows,
+        "selected": {"bottleneck": size, "rule": SELECTION_RULE},
+        "models": {"autoencoder": {"model": models[size], "bottleneck": size}},
         "data": describe_splits(train, test),
     }
 
 
-def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOISE_STDS):
-    """Input-noise study of the autoencoder with a 128-dimensional code."""
+def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, seed=0, noise_stds=NOISE_STDS):
+    """Input-noise study of the autoencoder with a 128-dimensional code.
+
+    ``"selected"`` is the noise level chosen on the validation part of the training shard.
+    """
     train, test = load_splits(cfg, device)
     rows = []
     for std in noise_stds:
@@ -245,10 +263,11 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
             noise_std=std,
             device=device,
             checkpoint_dir=_folder(checkpoint_dir, f"noise{std}"),
+            seed=seed,
         )
         rows.append(
             {"noise_std": std, "mse": reconstruction_error(model, test.images)}
-            | encoder_protocol(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test, validation=True)
             | {"final_loss": history.steps[-1]["loss"]}
             | _cost(model, history, train)
         )
@@ -257,29 +276,39 @@ def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, noise_stds=NOI
         "bottleneck": 128,
         "mean_image_mse": mean_image_error(train, test),
         "rows": rows,
+        "selected": {"noise_std": choose(rows)["noise_std"], "rule": SELECTION_RULE},
         "data": describe_splits(train, test),
     }
 
 
-def run_mae(cfg: Profile, device=None, checkpoint_dir=None, mask_ratios=MASK_RATIOS):
-    """Mask-ratio study of MAE, with the same ViT at random initialisation as the reference."""
+def run_mae(cfg: Profile, device=None, checkpoint_dir=None, seed=0, mask_ratios=None):
+    """Mask-ratio study of MAE, with the same ViT at random initialisation as the reference.
+
+    The ratio reported as the study's choice (and saved as the reference weights) is chosen on
+    the validation part of the training shard; seeds other than 0 train only that ratio.
+    """
+    mask_ratios = _study(seed, mask_ratios, MASK_RATIOS, "mae", cfg, "mask_ratio")
     train, test = load_splits(cfg, device)
-    torch.manual_seed(0)
-    random_vit = mae_encoder(cfg).to(device)
+    with seeded(seed):
+        random_vit = mae_encoder(cfg).to(device)
     rows = [{"model": "random init"} | encoder_protocol(cfg, random_vit, train, test)]
+    models = {}
     for ratio in mask_ratios:
-        model, history = train_mae(
-            cfg, train, ratio, device, checkpoint_dir=_folder(checkpoint_dir, f"mask{ratio}")
-        )
+        folder = _folder(checkpoint_dir, f"mask{ratio}")
+        model, history = train_mae(cfg, train, ratio, device, folder, seed=seed)
+        models[ratio] = model
         rows.append(
             {"model": "MAE", "mask_ratio": ratio}
             | masked_patch_error(model, test.images)
-            | encoder_protocol(cfg, model.encoder, train, test)
+            | encoder_protocol(cfg, model.encoder, train, test, validation=True)
             | {"loss_curve": dict(zip(("step", "loss"), history.series("loss"), strict=True))}
             | _cost(model, history, train)
         )
+    ratio = choose(rows)["mask_ratio"]
     return {
         "encoder": f"{cfg.vit}, 4x4 patches, [CLS] feature ({random_vit.out_dim}-d)",
         "rows": rows,
+        "selected": {"mask_ratio": ratio, "rule": SELECTION_RULE},
+        "models": {"mae": {"model": models[ratio], "mask_ratio": ratio}},
         "data": describe_splits(train, test),
     }

@@ -5,19 +5,18 @@ ids for text) and returns a dict with the training ``"loss"`` and any quantities
 Its ``encoder`` attribute is the network that is kept for downstream tasks.
 """
 
-from .autoencoder import ArticleAutoencoder, ConvAutoencoder, DenoisingAutoencoder, layer_shapes
+from .autoencoder import ConvAutoencoder, DenoisingAutoencoder
 from .byol import BYOL
 from .invariance import NaiveInvariance
 from .mae import MAE
-from .mlm import ArticleMaskedLM, MaskedLanguageModel, mlm_loss, select_targets, text_features
+from .mlm import MaskedLanguageModel, mlm_loss, select_targets, text_features
 from .moco import MoCo
 from .simclr import SimCLR
 from .simsiam import SimSiam
-from .supervised import ArticleClassifier, Supervised
+from .supervised import Supervised
 
 __all__ = [
     # supervised references
-    "ArticleClassifier",
     "Supervised",
     # learning by comparison
     "NaiveInvariance",
@@ -26,13 +25,10 @@ __all__ = [
     "BYOL",
     "SimSiam",
     # reconstruction
-    "ArticleAutoencoder",
     "ConvAutoencoder",
     "DenoisingAutoencoder",
     "MAE",
-    "layer_shapes",
     # masked language modelling
-    "ArticleMaskedLM",
     "MaskedLanguageModel",
     "mlm_loss",
     "select_targets",

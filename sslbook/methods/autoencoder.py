@@ -1,11 +1,9 @@
 """Autoencoders: compress an image into a small code and reconstruct it from the code alone.
 
 The code (the bottleneck) is the representation: it must keep what the decoder needs to redraw
-the image. Three models:
+the image. Two models (the broken autoencoder of the seed article is
+:class:`sslbook.article.ArticleAutoencoder`):
 
-- :class:`ArticleAutoencoder`: the model of a tutorial article, rebuilt from its description to
-  show its bug: its decoder never upsamples, so a 32x32 image comes back 4x4 and the MSE against
-  the input fails. :func:`layer_shapes` prints the shapes that reveal it.
 - :class:`ConvAutoencoder`: a working convolutional autoencoder, stride-2 convolutions down to a
   code vector and stride-2 transposed convolutions back up.
 - :class:`DenoisingAutoencoder`: the same network fed a corrupted image and asked for the clean
@@ -14,153 +12,15 @@ the image. Three models:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import to_float
-from ..models.cnn import Normalize
+from ..models.conv_autoencoder import ConvDecoder, ConvEncoder
+from ..modules import eval_mode
 
-__all__ = [
-    "ArticleAutoencoder",
-    "ConvAutoencoder",
-    "ConvDecoder",
-    "ConvEncoder",
-    "DenoisingAutoencoder",
-    "LayerShape",
-    "layer_shapes",
-]
-
-
-class LayerShape(NamedTuple):
-    name: str  # the module's name in the model, e.g. "encoder.0"
-    layer: str  # its class, e.g. "Conv2d"
-    shape: tuple[int, ...]  # its output's shape
-
-
-@torch.no_grad()
-def layer_shapes(model: nn.Module, x: torch.Tensor) -> list[LayerShape]:
-    """The output shape of every leaf layer of ``model`` on input ``x``, in the order they ran.
-
-    Uses forward hooks, removed again afterwards, even if the forward pass fails.
-    """
-    shapes: list[LayerShape] = []
-    hooks = [
-        module.register_forward_hook(
-            lambda m, args, out, name=name: shapes.append(
-                LayerShape(name, type(m).__name__, tuple(out.shape))
-            )
-        )
-        for name, module in model.named_modules()
-        if not list(module.children())  # leaves only: Conv2d, ReLU, ...
-    ]
-    try:
-        model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return shapes
-
-
-class ArticleAutoencoder(nn.Module):
-    """The article's autoencoder, faithfully broken: the decoder does not undo the pooling.
-
-    Encoder: three blocks of 3x3 convolution (padding 1, size kept) + ReLU + 2x2 max-pool (size
-    halved). Decoder: three 3x3 transposed convolutions with stride 1 and padding 1, which keep
-    the size (out = (in - 1) * 1 - 2 * 1 + 3 = in), with ReLUs between. For a 32x32 input:
-
-        encoder  (N, 3, 32, 32) -> conv (N, 64, 32, 32) -> pool (N, 64, 16, 16)
-                 -> conv (N, 128, 16, 16) -> pool (N, 128, 8, 8)
-                 -> conv (N, 256, 8, 8) -> pool (N, 256, 4, 4)
-        decoder  -> (N, 128, 4, 4) -> (N, 64, 4, 4) -> (N, 3, 4, 4)
-
-    so ``F.mse_loss(model(x), x)`` raises a RuntimeError (4 vs 32 at dimension 3). The fix is a
-    decoder that upsamples 2x three times, as :class:`ConvDecoder` does.
-
-    Shape:
-        x: (N, 3, H, W) float; return: (N, 3, H / 8, W / 8)
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 -> 16
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16 -> 8
-            nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 8 -> 4
-        )  # fmt: skip
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(256, 128, 3, stride=1, padding=1), nn.ReLU(),  # 4 -> 4
-            nn.ConvTranspose2d(128, 64, 3, stride=1, padding=1), nn.ReLU(),  # 4 -> 4
-            nn.ConvTranspose2d(64, 3, 3, stride=1, padding=1),  # 4 -> 4: the bug
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
-
-
-def _down(c_in: int, c_out: int) -> nn.Sequential:
-    """3x3 convolution with stride 2: halves the side."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-def _up(c_in: int, c_out: int) -> nn.Sequential:
-    """4x4 transposed convolution with stride 2: doubles the side, out = (in - 1) 2 - 2 + 4."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
-
-
-class ConvEncoder(nn.Module):
-    """Three stride-2 convolutions (widths w, 2w, 4w) and a linear map to the code.
-
-    Shape:
-        x: (B, 3, S, S) float in [0, 1], S divisible by 8; return: (B, bottleneck)
-    """
-
-    def __init__(self, width: int = 32, bottleneck: int = 128, image_size: int = 32):
-        super().__init__()
-        if image_size % 8 != 0:
-            raise ValueError(f"expected image_size divisible by 8, got {image_size}")
-        self.normalize = Normalize()
-        self.features = nn.Sequential(
-            _down(3, width), _down(width, 2 * width), _down(2 * width, 4 * width)
-        )  # S -> S/2 -> S/4 -> S/8
-        self.fc = nn.Linear(4 * width * (image_size // 8) ** 2, bottleneck)
-        self.out_dim = bottleneck
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.normalize(x))  # (B, 4w, S/8, S/8)
-        return self.fc(x.flatten(1))  # (B, bottleneck)
-
-
-class ConvDecoder(nn.Module):
-    """The encoder in reverse: a linear map to a (4w, S/8, S/8) map, three 2x upsamplings.
-
-    Shape:
-        z: (B, bottleneck); return: (B, 3, S, S) in [0, 1] (sigmoid)
-    """
-
-    def __init__(self, width: int = 32, bottleneck: int = 128, image_size: int = 32):
-        super().__init__()
-        self.side, self.width = image_size // 8, width
-        self.fc = nn.Linear(bottleneck, 4 * width * self.side**2)
-        self.features = nn.Sequential(
-            _up(4 * width, 2 * width),  # S/8 -> S/4
-            _up(2 * width, width),  # S/4 -> S/2
-            nn.ConvTranspose2d(width, 3, 4, stride=2, padding=1),  # S/2 -> S, to RGB
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.fc(z)).view(len(z), 4 * self.width, self.side, self.side)
-        return torch.sigmoid(self.features(x))  # (B, 3, S, S), pixels in [0, 1]
+__all__ = ["ConvAutoencoder", "DenoisingAutoencoder"]
 
 
 class ConvAutoencoder(nn.Module):
@@ -211,12 +71,10 @@ class ConvAutoencoder(nn.Module):
             {"images", "inputs", "reconstruction"}: (N, 3, S, S) float; "loss": mean squared
             error of the reconstruction against the clean images
         """
-        was_training = self.training
-        self.eval()  # batch norm with its running statistics
-        x = to_float(images)
-        inputs = self.corrupt(x)
-        x_hat = self.decoder(self.encoder(inputs))
-        self.train(was_training)
+        with eval_mode(self):  # batch norm with its running statistics
+            x = to_float(images)
+            inputs = self.corrupt(x)
+            x_hat = self.decoder(self.encoder(inputs))
         return {
             "images": x,
             "inputs": inputs,

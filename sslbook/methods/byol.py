@@ -12,16 +12,16 @@ keeps the online network from collapsing, although no term in the loss forbids a
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import effective_rank, embedding_std
+from ..collapse import effective_rank, embedding_std
 from ..losses import negative_cosine_similarity
 from ..models import MLPHead
+from ..modules import ema_update, frozen_copy
 
 __all__ = ["BYOL", "target_momentum"]
 
@@ -81,8 +81,8 @@ class BYOL(nn.Module):
         self.encoder = encoder
         self.projector = MLPHead(encoder.out_dim, proj_hidden, proj_dim)
         self.predictor = MLPHead(proj_dim, proj_hidden, proj_dim)
-        self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.target_encoder = frozen_copy(encoder)  # xi starts as theta and is not trained
+        self.target_projector = frozen_copy(self.projector)
         self.base_momentum, self.total_steps = base_momentum, total_steps
         self.augment = augment or SimCLRAugment()
         # k, the number of target updates so far: a buffer, so a checkpoint resumes the schedule
@@ -92,25 +92,21 @@ class BYOL(nn.Module):
         """tau at the current step (0-d tensor)."""
         return target_momentum(self.step, self.total_steps, self.base_momentum)
 
-    @torch.no_grad()
-    def momentum_update(self) -> None:
+    def after_step(self) -> None:
         """xi <- tau xi + (1 - tau) theta for every parameter ([0], Eq. 1), then k <- k + 1.
 
-        Buffers (BN running statistics) are not averaged: the target keeps its own, updated by
-        its own forward passes.
+        :func:`sslbook.train.fit` calls it after every optimizer step, as the official code
+        updates the target after each optimizer update. Buffers (BN running statistics) are not
+        averaged: the target keeps its own, updated by its own forward passes.
         """
         tau = self.momentum()
-        online = [*self.encoder.parameters(), *self.projector.parameters()]
-        target = [*self.target_encoder.parameters(), *self.target_projector.parameters()]
-        for theta, xi in zip(online, target, strict=True):
-            xi.mul_(tau).add_((1 - tau) * theta)  # ξ ← τ ξ + (1 − τ) θ
+        ema_update(self.encoder, self.target_encoder, tau)
+        ema_update(self.projector, self.target_projector, tau)
         self.step += 1
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        tau = self.momentum()
-        if self.training:
-            self.momentum_update()  # 1) at the start of the step (after the last optimizer step)
         x1, x2 = two_views(images, self.augment)  # 2 x (B, 3, H, W) float
+        # 1) the target was moved towards the online network after the last step (after_step)
         # 2) online network: projections z, predictions q (q_theta(z_theta) in [0])
         z1 = self.projector(self.encoder(x1))  # (B, proj_dim)
         z2 = self.projector(self.encoder(x2))
@@ -125,4 +121,5 @@ class BYOL(nn.Module):
             2 + 2 * negative_cosine_similarity(q2, z1_target)
         )
         z = z1.detach()
+        tau = self.momentum()  # the tau of the update after this step
         return {"loss": loss, "std": embedding_std(z), "rank": effective_rank(z), "tau": tau}

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment
-from ..evaluate import embedding_std
+from ..collapse import embedding_std
 from ..losses import negative_cosine_similarity
 from ..models import projection_head
 

@@ -6,8 +6,9 @@ Two asymmetries make masked autoencoders work and fast [0]:
 2. the encoder sees only the visible patches (no mask tokens), and a light decoder fills in the
    mask tokens afterwards, so the expensive encoder runs on a quarter of the tokens.
 
-The steps are the methods, as in the official models_mae.py: :meth:`MAE.random_masking`,
-:meth:`MAE.forward_encoder`, :meth:`MAE.forward_decoder`, :meth:`MAE.forward_loss`.
+The steps are as in the official models_mae.py: :func:`~sslbook.masking.random_masking` (shared
+with the book's other masks), :meth:`MAE.forward_encoder`, :meth:`MAE.forward_decoder`,
+:meth:`MAE.forward_loss`.
 
 [0] MAE, He et al. 2022, arXiv:2111.06377
 """
@@ -19,17 +20,12 @@ import torch.nn as nn
 
 from ..augment import SimCLRAugment
 from ..data import to_float
-from ..masking import mask_patches
+from ..masking import check_mask_ratio, mask_patches, random_masking
 from ..models.transformer import TransformerBlock
 from ..models.vit import ViT, patchify, sincos_pos_embed_2d, unpatchify
+from ..modules import eval_mode
 
-__all__ = ["MAE", "check_mask_ratio"]
-
-
-def check_mask_ratio(mask_ratio: float) -> None:
-    """Raise a ValueError unless 0 < mask_ratio < 1 (all or no patches leave nothing to learn)."""
-    if not 0.0 < mask_ratio < 1.0:
-        raise ValueError(f"expected a mask ratio in (0, 1), got {mask_ratio}")
+__all__ = ["MAE"]
 
 
 class MAE(nn.Module):
@@ -84,34 +80,6 @@ class MAE(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def random_masking(
-        self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Keep a random subset of every sample's tokens, by a per-sample argsort of noise.
-
-        The ``round(L * mask_ratio)`` positions with the smallest noise are removed, so that a
-        generator gives the same mask as :func:`sslbook.masking.random_mask` (the official code
-        keeps the smallest noise instead; either way every subset is equally likely).
-
-        Shape:
-            x: [N, L, D] tokens
-            return: x_masked [N, L_keep, D]; mask [N, L], 0 is keep, 1 is remove;
-                ids_restore [N, L], gathering [kept, removed] tokens with it restores the order
-        """
-        check_mask_ratio(mask_ratio)
-        n, length, d = x.shape
-        len_keep = length - round(length * mask_ratio)
-        device = x.device if generator is None else generator.device
-        noise = torch.rand(n, length, generator=generator, device=device).to(x.device)  # [N, L]
-        ids_shuffle = torch.argsort(noise, dim=1, descending=True)  # kept first, then removed
-        ids_restore = torch.argsort(ids_shuffle, dim=1)  # the inverse permutation
-        ids_keep = ids_shuffle[:, :len_keep]  # [N, L_keep]
-        x_masked = x.gather(1, ids_keep[..., None].expand(-1, -1, d))
-        mask = torch.ones(n, length, device=x.device)
-        mask[:, :len_keep] = 0
-        mask = mask.gather(1, ids_restore)  # unshuffle: 1 at the removed positions
-        return x_masked, mask, ids_restore
-
     def forward_encoder(
         self, imgs: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -122,7 +90,7 @@ class MAE(nn.Module):
             return: latent [N, 1 + L_keep, D] ([CLS] first), mask [N, L], ids_restore [N, L]
         """
         x = self.encoder.embed(imgs)  # [N, L, D], position embeddings added before masking
-        x, mask, ids_restore = self.random_masking(x, mask_ratio, generator)
+        x, mask, ids_restore = random_masking(x, mask_ratio, generator)  # [N, L_keep, D]
         return self.encoder.forward_blocks(x), mask, ids_restore
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
@@ -202,11 +170,9 @@ class MAE(nn.Module):
         """
         imgs = to_float(images)
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
-        was_training = self.training
-        self.eval()  # no dropout in the figure
-        latent, mask, ids_restore = self.forward_encoder(imgs, ratio, generator)
-        pred = self.forward_decoder(latent, ids_restore)  # [N, L, p*p*3]
-        self.train(was_training)
+        with eval_mode(self):  # no dropout in the figure
+            latent, mask, ids_restore = self.forward_encoder(imgs, ratio, generator)
+            pred = self.forward_decoder(latent, ids_restore)  # [N, L, p*p*3]
         loss = self.forward_loss(imgs, pred, mask)
         patches = patchify(imgs, self.patch_size)  # [N, L, p*p*3]
         if self.norm_pix_loss:  # borrow the true patch's statistics (see above)

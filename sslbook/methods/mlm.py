@@ -6,7 +6,8 @@ the mean over those positions. Averaging first over every position and then mult
 0/1 mask (a common tutorial bug) only rescales the loss by the masking rate: the unselected
 positions still train the model to copy its input.
 
-:class:`ArticleMaskedLM` is the seed article's model, kept to show what goes wrong without that.
+:class:`sslbook.article.ArticleMaskedLM` is the seed article's model, kept to show what goes wrong
+without that.
 
 [0] BERT, Devlin et al. 2019, arXiv:1810.04805
 [1] RoBERTa, Liu et al. 2019, arXiv:1907.11692
@@ -18,9 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..modules import eval_mode
 from ..text import CLS_ID, IGNORE_INDEX, MASK_ID, SEP_ID, SPECIAL_IDS, bert_mask
 
-__all__ = ["MaskedLanguageModel", "mlm_loss", "select_targets", "text_features", "ArticleMaskedLM"]
+__all__ = ["MaskedLanguageModel", "mlm_loss", "select_targets", "text_features"]
 
 
 def select_targets(hidden: torch.Tensor, labels: torch.Tensor):
@@ -132,14 +134,10 @@ class MaskedLanguageModel(nn.Module):
     def fill_mask(self, tokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
         """Fill-in-the-blank: for each ``[MASK]`` in ``text``, the top-k words and probabilities,
         e.g. ``model.fill_mask(tok, "to be, or not to [MASK].")``. Runs in eval mode."""
-        was_training = self.training
-        self.eval()
         ids = torch.tensor([[CLS_ID, *tokenizer.encode(text), SEP_ID]])
         ids = ids.to(next(self.parameters()).device)
-        try:
+        with eval_mode(self):
             probs, top = self.top_k_predictions(ids, k)
-        finally:
-            self.train(was_training)
         return [
             [(tokenizer.tokens[t], p) for t, p in zip(row_t, row_p, strict=True)]
             for row_t, row_p in zip(top.tolist(), probs.tolist(), strict=True)
@@ -160,55 +158,10 @@ def text_features(
     Shape:
         ids: (N, T); return: (N, D) float32 on ``ids``' device
     """
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    try:
+    device = next(model.parameters()).device
+    with eval_mode(model):
         feats = [
             model.features(ids[i : i + batch_size].to(device), pool=pool).float().to(ids.device)
             for i in range(0, len(ids), batch_size)
         ]
-    finally:
-        model.train(was_training)
     return torch.cat(feats)
-
-
-class ArticleMaskedLM(nn.Module):
-    """The seed article's "masked language model", in our code: embedding -> ``x * mask`` ->
-    left-to-right ``nn.LSTM`` -> linear to the vocabulary, trained (:meth:`loss`) to output
-    its own input at every position. Kept to show what it cannot do:
-
-    1. The article writes ``x = x mask`` (a syntax error). Read as ``x * mask``, a (B, T) mask
-       does not broadcast against (B, T, E) unless B == T == E by chance, and then it scales
-       embedding channels instead of tokens; we multiply by ``mask[..., None]``. (Its
-       ``criterion(output, target)`` on (B, T, V) logits also needs a ``transpose(1, 2)``.)
-    2. The target is the input itself at every position, so at each kept position the answer
-       is in the input: the model can copy it, and ~85 % of the loss is that copying. With the
-       BERT reading of "mask" (1 = selected) the product keeps exactly the tokens to predict.
-    3. A left-to-right LSTM cannot see right-hand context: the output at t depends on tokens
-       0..t only, so a hidden word is guessed from its left, never from what follows it.
-    4. A zeroed embedding is no ``[MASK]`` token and hidden positions are not separated in the
-       loss, so the loss and its accuracy say nothing about filling in blanks.
-
-    Shape:
-        x: (B, T) int64; mask: (B, T), 1 keeps a token's embedding, 0 zeroes it
-        return: logits (B, T, vocab_size)
-    """
-
-    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 256):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = nn.LSTM(embedding_dim, hidden_dim, batch_first=True)
-        self.fc = nn.Linear(hidden_dim, vocab_size)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if mask.shape != x.shape:
-            raise ValueError(f"expected a mask of shape {tuple(x.shape)}, got {tuple(mask.shape)}")
-        x = self.embedding(x)  # (B, T, E)
-        x = x * mask.unsqueeze(-1).to(x.dtype)  # the "masking"; the loss still wants every token
-        x, _ = self.lstm(x)  # (B, T, H), left to right
-        return self.fc(x)  # (B, T, V)
-
-    def loss(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The article's ``criterion(output, target)`` with target = the input, all positions."""
-        logits = self(x, mask)  # (B, T, V)
-        return F.cross_entropy(logits.transpose(1, 2), x)

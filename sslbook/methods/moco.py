@@ -22,15 +22,14 @@ norm split into 8 groups). The head has no BN, as in MoCo v2.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import embedding_std
+from ..collapse import embedding_std
 from ..losses import check_temperature, info_nce_loss
+from ..modules import ema_update, frozen_copy
 
 __all__ = ["MoCo"]
 
@@ -76,25 +75,24 @@ class MoCo(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(proj_hidden, proj_dim),
         )
-        self.encoder_k = copy.deepcopy(encoder).requires_grad_(False)
-        self.projector_k = copy.deepcopy(self.projector).requires_grad_(False)
+        self.encoder_k = frozen_copy(encoder)  # the key encoder starts as f_q and is not trained
+        self.projector_k = frozen_copy(self.projector)
         self.momentum, self.temperature = momentum, temperature
         self.augment = augment or SimCLRAugment()
         # the queue: K unit vectors, random at first; queue_ptr is where the next key goes
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
-    @torch.no_grad()
-    def momentum_update(self) -> None:
+    def after_step(self) -> None:
         """theta_k <- m theta_k + (1 - m) theta_q for every parameter ([0], Eq. 2).
 
-        Buffers (BN running statistics) are not averaged: the key encoder keeps its own,
-        updated by its own forward passes, as in the official code.
+        :func:`sslbook.train.fit` calls it after every optimizer step, so the keys of the next
+        batch come from the updated key encoder, as in the official code (which updates at the
+        start of the next forward). Buffers (BN running statistics) are not averaged: the key
+        encoder keeps its own, updated by its own forward passes.
         """
-        query = [*self.encoder.parameters(), *self.projector.parameters()]
-        key = [*self.encoder_k.parameters(), *self.projector_k.parameters()]
-        for p_q, p_k in zip(query, key, strict=True):
-            p_k.mul_(self.momentum).add_(p_q, alpha=1 - self.momentum)  # θ_k ← m θ_k + (1 − m) θ_q
+        ema_update(self.encoder, self.encoder_k, self.momentum)
+        ema_update(self.projector, self.projector_k, self.momentum)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -116,9 +114,8 @@ class MoCo(nn.Module):
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.training:
-            self.momentum_update()  # 1) at the start of the step, as in the official code
         x1, x2 = two_views(images, self.augment)  # 2 x (B, 3, H, W) float
+        # 1) the key encoder was moved towards the query encoder after the last step (after_step)
         # 2) queries: the gradient flows here
         q1 = self.projector(self.encoder(x1))  # (B, proj_dim)
         q2 = self.projector(self.encoder(x2))

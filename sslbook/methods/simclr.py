@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import embedding_std
+from ..collapse import embedding_std
 from ..losses import check_temperature, nt_xent_loss
 from ..models import projection_head
 

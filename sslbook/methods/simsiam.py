@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import SimCLRAugment, two_views
-from ..evaluate import effective_rank, embedding_std
+from ..collapse import effective_rank, embedding_std
 from ..losses import negative_cosine_similarity
 from ..models import MLPHead
 

@@ -12,14 +12,20 @@ import torch.nn.functional as F
 
 from ..augment import SimCLRAugment
 
-__all__ = ["ArticleClassifier", "Supervised"]
+__all__ = ["Supervised"]
 
 
 class Supervised(nn.Module):
-    """Cross-entropy on labelled images under light augmentation (random crop and flip).
+    """A backbone and one linear layer trained with cross-entropy on labelled images under light
+    augmentation (random crop and flip).
+
+    Args:
+        encoder: the backbone, with an ``out_dim`` attribute; kept for downstream tasks.
+        num_classes: outputs of the linear classifier ``fc``.
+        augment: makes the training image from the uint8 batch; default crop and flip.
 
     Shape:
-        images: (B, 3, H, W) uint8, labels: (B,) int64
+        images: (B, 3, H, W) uint8, labels: (B,) int64; returns {"loss", "accuracy"} scalars
     """
 
     def __init__(self, encoder: nn.Module, num_classes: int = 10, augment=None):
@@ -29,32 +35,16 @@ class Supervised(nn.Module):
         # Crop and flip only: colour distortions help invariance learning, not classification.
         self.augment = augment or SimCLRAugment(scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier: class scores of float images in [0, 1], no augmentation.
+
+        Shape:
+            x: (B, 3, H, W) float; return: (B, num_classes)
+        """
+        return self.fc(self.encoder(x))
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.fc(self.encoder(self.augment(images)))  # (B, num_classes)
+        logits = self.logits(self.augment(images))  # (B, num_classes)
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": loss, "accuracy": accuracy.detach()}
-
-
-class ArticleClassifier(nn.Module):
-    """A "contrastive model" as a tutorial article presents it, rebuilt from its description.
-
-    Three blocks of 3x3 convolution (3 -> 64 -> 128 -> 256, padding 1), ReLU and 2x2 max-pool
-    shrink a 32x32 image to a 256x4x4 map; one linear layer maps its 4096 values to 10 class
-    scores, and training minimises cross-entropy against class labels. Nothing in it compares
-    views or images: it is a supervised classifier, and it cannot be trained without labels.
-
-    Shape:
-        x: (B, 3, 32, 32) float in [0, 1]; return: (B, 10) class logits
-    """
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for c_in, c_out in ((3, 64), (64, 128), (128, 256)):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-        self.encoder = nn.Sequential(*layers)  # (B, 256, 4, 4)
-        self.fc = nn.Linear(256 * 4 * 4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.encoder(x).flatten(1))  # (B, num_classes)

@@ -1,4 +1,4 @@
-"""Backbones and heads.
+"""Convolutional backbones.
 
 Every backbone takes float images in [0, 1] of shape (B, 3, H, W), normalises them with the
 CIFAR-10 channel statistics itself, and returns one feature vector per image of size
@@ -25,9 +25,6 @@ __all__ = [
     "ResNet",
     "resnet18",
     "backbone",
-    "MLPHead",
-    "projection_head",
-    "Classifier",
 ]
 
 # Per-channel mean and std of the CIFAR-10 training images in [0, 1].
@@ -68,13 +65,18 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Three 3x3 convolutions with 2x2 max-pools: widths w, 2w, 4w (64, 128, 256 by default).
 
+    Args:
+        channels_last: store the activations pixel by pixel (NHWC), the faster layout on CPUs
+            and GPUs alike; False keeps PyTorch's default NCHW, to measure what the layout buys.
+
     Shape:
         input: (B, 3, 32, 32) float in [0, 1]
         output: (B, 4w) after global average pooling over the final 4x4 map
     """
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, channels_last: bool = True):
         super().__init__()
+        self.channels_last = channels_last
         self.normalize = Normalize()
         self.features = nn.Sequential(
             _conv_bn(3, width),
@@ -87,7 +89,10 @@ class SmallCNN(nn.Module):
         self.out_dim = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(_channels_last(self.normalize(x)))  # (B, 4w, 4, 4)
+        x = self.normalize(x)
+        if self.channels_last:
+            x = _channels_last(x)
+        x = self.features(x)  # (B, 4w, 4, 4)
         return x.mean(dim=(2, 3))  # (B, 4w)
 
 
@@ -115,13 +120,17 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A CIFAR ResNet: 3x3 stem, no max-pool, four stages of basic blocks, global average pool.
 
+    Args:
+        channels_last: as for :class:`SmallCNN`.
+
     Shape:
         input: (B, 3, H, W) float in [0, 1]
         output: (B, 8 * width)
     """
 
-    def __init__(self, blocks_per_stage=(2, 2, 2, 2), width: int = 64):
+    def __init__(self, blocks_per_stage=(2, 2, 2, 2), width: int = 64, channels_last: bool = True):
         super().__init__()
+        self.channels_last = channels_last
         self.normalize = Normalize()
         self.stem = _conv_bn(3, width)  # 3x3, stride 1: keeps 32x32
         stages, c_in = [], width
@@ -134,57 +143,24 @@ class ResNet(nn.Module):
         self.out_dim = c_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(_channels_last(self.normalize(x))))  # (B, 8w, H/8, W/8)
+        x = self.normalize(x)
+        if self.channels_last:
+            x = _channels_last(x)
+        x = self.stages(self.stem(x))  # (B, 8w, H/8, W/8)
         return x.mean(dim=(2, 3))  # (B, 8w)
 
 
-def resnet18(width: int = 64) -> ResNet:
+def resnet18(width: int = 64, channels_last: bool = True) -> ResNet:
     """CIFAR ResNet-18: 11.2M parameters at width 64, 512-dimensional features."""
-    return ResNet((2, 2, 2, 2), width=width)
+    return ResNet((2, 2, 2, 2), width=width, channels_last=channels_last)
 
 
-def backbone(name: str, width: int = 64) -> nn.Module:
-    """A backbone by name, "small_cnn" or "resnet18": ``backbone(cfg.backbone, cfg.width)``."""
+def backbone(name: str, width: int = 64, channels_last: bool = True) -> nn.Module:
+    """A backbone by name, "small_cnn" or "resnet18": ``backbone(cfg.backbone, cfg.width)``.
+
+    ``channels_last=False`` keeps the default NCHW layout (``bench/fast_path.py`` times both).
+    """
     builders = {"small_cnn": SmallCNN, "resnet18": resnet18}
     if name not in builders:
         raise ValueError(f"unknown backbone {name!r}: expected one of {', '.join(builders)}")
-    return builders[name](width=width)
-
-
-class MLPHead(nn.Module):
-    """Linear layers with batch norm and ReLU between them (none after the last).
-
-    SimCLR's projection head g(.) (Chen et al., 2020, §2.1), BYOL's projector and predictor.
-    """
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2):
-        super().__init__()
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-            last = i == num_layers - 1
-            layers.append(nn.Linear(a, b, bias=last))
-            if not last:
-                layers += [nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
-        self.net = nn.Sequential(*layers)
-        self.out_dim = out_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, in_dim) -> (B, out_dim)
-
-
-def projection_head(in_dim: int, hidden_dim: int = 512, out_dim: int = 128) -> MLPHead:
-    """SimCLR's two-layer projection head (128-d output as in the paper)."""
-    return MLPHead(in_dim, hidden_dim, out_dim, num_layers=2)
-
-
-class Classifier(nn.Module):
-    """A backbone followed by one linear layer: the supervised reference network."""
-
-    def __init__(self, encoder: nn.Module, num_classes: int = 10):
-        super().__init__()
-        self.encoder = encoder
-        self.fc = nn.Linear(encoder.out_dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.encoder(x))  # (B, num_classes) logits
+    return builders[name](width=width, channels_last=channels_last)

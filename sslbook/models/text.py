@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..text import padding_mask as _padding_mask  # renamed: the encoders' argument is padding_mask
 from .transformer import TransformerBlock
 
 __all__ = ["TextTransformer", "LSTMEncoder", "count_parameters"]
@@ -31,19 +32,6 @@ def count_parameters(module: nn.Module, embeddings: bool = True) -> int:
             if name.endswith("position_embedding"):
                 params.pop(id(p), None)
     return sum(p.numel() for p in params.values())
-
-
-def _padding_mask(ids: torch.Tensor, padding_mask: torch.Tensor | None, pad_id: int):
-    if ids.ndim != 2:
-        raise ValueError(f"expected token ids of shape (B, T), got {tuple(ids.shape)}")
-    if padding_mask is None:
-        return ids == pad_id
-    if padding_mask.shape != ids.shape or padding_mask.dtype != torch.bool:
-        raise ValueError(
-            f"expected a bool padding_mask of shape {tuple(ids.shape)}, "
-            f"got {padding_mask.dtype} {tuple(padding_mask.shape)}"
-        )
-    return padding_mask
 
 
 class TextTransformer(nn.Module):

@@ -2,9 +2,10 @@
 
 An image is cut into non-overlapping p x p patches, each patch is embedded linearly into a token,
 a learned class token [CLS] is prepended, and a stack of Transformer blocks mixes the tokens
-(Dosovitskiy et al., 2021, arXiv:2010.11929). ``forward_tokens`` can encode a subset of the
-patches only: the masked autoencoder (:mod:`sslbook.methods.mae`) feeds its encoder the visible
-25 % and nothing else, which is where its speed comes from.
+(Dosovitskiy et al., 2021, arXiv:2010.11929). The two halves, :meth:`ViT.embed` and
+:meth:`ViT.forward_blocks`, are separate so that the masked autoencoder
+(:mod:`sslbook.methods.mae`) can drop tokens in between: its encoder sees the visible 25 % and
+nothing else, which is where its speed comes from.
 
 Patch order everywhere is row-major over the (H/p, W/p) grid, the order of :func:`patchify`,
 of the patch-embedding convolution's flattened output and of :func:`sslbook.masking.mask_patches`.
@@ -183,21 +184,8 @@ class ViT(nn.Module):
             x = block(x)
         return self.norm(x)
 
-    def forward_tokens(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Encode all patches, or only those listed in ``ids_keep`` (the visible ones).
-
-        Shape:
-            x: (B, 3, H, W) float in [0, 1]; ids_keep: (B, T) int64 patch indices or None
-            return: (B, 1 + T, dim), or (B, 1 + L, dim) without ``ids_keep``; [CLS] first
-        """
-        tokens = self.embed(x)  # (B, L, dim)
-        if ids_keep is not None:
-            index = ids_keep[..., None].expand(-1, -1, tokens.shape[-1])  # (B, T, dim)
-            tokens = tokens.gather(1, index)  # (B, T, dim)
-        return self.forward_blocks(tokens)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.forward_tokens(x)  # (B, 1 + L, dim)
+        tokens = self.forward_blocks(self.embed(x))  # (B, 1 + L, dim)
         return tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)  # (B, dim)
 
 
