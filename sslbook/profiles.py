@@ -1,14 +1,18 @@
-"""Named experiment scales: ``smoke``, ``cpu`` and ``full``.
+"""Named experiment scales: ``smoke``, ``cpu``, ``colab`` and ``full``.
 
 A chapter reads every size, length and width from ``cfg = sslbook.profile()``; nothing else in a
-notebook branches on the environment. ``$SSLBOOK_PROFILE`` picks the profile; without it, ``full``
-where CUDA is available and ``smoke`` elsewhere.
+notebook branches on the environment. ``$SSLBOOK_PROFILE`` picks the profile; without it,
+``colab`` where CUDA is available and ``smoke`` elsewhere.
 
 - ``smoke``: every notebook runs in at most 90 s on 2 CPU cores (CI and the book build). Numbers
   printed at this scale only show that the code works; the text labels them as such.
 - ``cpu``: a reference run of about 30 minutes per experiment on 2 CPU cores over the offline
   CIFAR-10 shards (10k images to train on, 10k held out).
-- ``full``: the paper-like recipe on one GPU (Colab or better).
+- ``colab``: all of CIFAR-10 and wider networks, sized so that every chapter runs in at most
+  15 minutes on a free Colab T4 (:mod:`sslbook.budget` estimates each chapter's time from its
+  FLOPs; ``results/chapter_times.json``).
+- ``full``: the papers' recipe (ResNet-18, 200 epochs) on one GPU: hours per chapter, opt-in
+  with ``SSLBOOK_PROFILE=full``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,15 @@ PROFILES: dict[str, Profile] = {
         epochs=20, supervised_epochs=30, probe_epochs=100, collapse_steps=300,
         text_epochs=30,
     ),
+    # colab: every chapter in <= 15 min on a free Colab T4 (sslbook.budget estimates it)
+    "colab": _SMOKE.with_(
+        name="colab",
+        train_size=None, test_size=None,
+        width=128,
+        batch_size=512, epochs=10, supervised_epochs=15, probe_epochs=100, collapse_steps=300,
+        mae_batch_size=256,
+        text_seq_len=64, text_batch_size=64, text_epochs=30,
+    ),
     # full: the papers' networks on all of CIFAR-10, on one GPU
     "full": Profile(
         name="full",
@@ -83,14 +96,14 @@ PROFILES: dict[str, Profile] = {
 
 
 def profile(name: str | None = None) -> Profile:
-    """The active profile: ``name``, else ``$SSLBOOK_PROFILE``, else ``full`` on CUDA and ``smoke``.
+    """The active profile: ``name``, else ``$SSLBOOK_PROFILE``, else ``colab`` on CUDA or ``smoke``.
 
     Raises:
         ValueError: for a name that is not a profile (the message lists the valid ones).
     """
     name = name or os.environ.get("SSLBOOK_PROFILE") or None
     if name is None:
-        name = "full" if torch.cuda.is_available() else "smoke"
+        name = "colab" if torch.cuda.is_available() else "smoke"
     key = name.strip().lower()
     if key not in PROFILES:
         raise ValueError(

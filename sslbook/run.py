@@ -98,6 +98,7 @@ def run_experiment(
         "scale_note": {
             "smoke": "smoke scale: shows the code runs; the numbers mean little",
             "cpu": "cpu reference run on 2 CPU cores",
+            "colab": "colab profile: a chapter's budget on one GPU",
             "full": "full recipe on one GPU" if world == 1 else f"full recipe on {world} GPUs",
         }[cfg.name],
         "settings": cfg.__dict__,

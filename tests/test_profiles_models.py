@@ -12,15 +12,23 @@ def test_profile_from_environment(monkeypatch):
     assert sslbook.profile().name == "cpu"
     monkeypatch.setenv("SSLBOOK_PROFILE", "huge")
     with pytest.raises(
-        ValueError, match="unknown profile 'huge': expected one of smoke, cpu, full"
+        ValueError, match="unknown profile 'huge': expected one of smoke, cpu, colab, full"
     ):
         sslbook.profile()
 
 
 def test_smoke_is_smaller_than_cpu_is_smaller_than_full():
-    smoke, cpu, full = (sslbook.profile(n) for n in ("smoke", "cpu", "full"))
-    assert smoke.train_size < cpu.train_size and full.train_size is None
-    assert smoke.epochs < cpu.epochs < full.epochs
+    smoke, cpu, colab, full = (sslbook.profile(n) for n in ("smoke", "cpu", "colab", "full"))
+    assert smoke.train_size < cpu.train_size and colab.train_size is full.train_size is None
+    assert smoke.epochs < cpu.epochs < full.epochs and colab.epochs < full.epochs
+
+
+def test_colab_is_the_default_on_cuda_and_smoke_elsewhere(monkeypatch):
+    monkeypatch.delenv("SSLBOOK_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert sslbook.profile().name == "colab"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sslbook.profile().name == "smoke"
 
 
 def test_cifar_resnet18_matches_the_reference_parameter_count():
