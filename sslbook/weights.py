@@ -36,6 +36,9 @@ __all__ = [
     "save_weights",
     "sha256",
     "pretrained",
+    "recorded_score",
+    "rescore",
+    "describe",
 ]
 
 WEIGHTS_DIR = REPO_ROOT / "weights"
@@ -211,3 +214,113 @@ def pretrained(name: str, profile_name: str = "cpu", weights_dir: str | Path | N
             f"changed since it was trained: regenerate it with: {command}"
         ) from e
     return model.eval()
+
+
+_LABELS = {
+    "simclr": "SimCLR",
+    "moco": "MoCo v2",
+    "byol": "BYOL",
+    "simsiam": "SimSiam",
+    "supervised": "supervised",
+    "autoencoder": "autoencoder",
+    "mae": "MAE",
+    "mlm-lstm": "masked-LM LSTM (left to right)",
+    "mlm-bilstm": "masked-LM bidirectional LSTM",
+    "mlm-transformer": "masked-LM Transformer",
+}
+
+
+def _reference(name: str, profile_name: str) -> tuple[dict, dict]:
+    """The result file of model ``name``'s reference run and the row that scores the model."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+    experiment = MODELS[name][0]
+    result = load_result(experiment, profile_name)
+    if result is None or name not in result.get("weights", {}):
+        raise WeightsError(
+            f"no weights recorded for {name!r} at profile {profile_name!r}; create them with: "
+            + _command(experiment, profile_name)
+        )
+    record = result["weights"][name]
+    if experiment in ("simclr", "moco", "byol", "simsiam"):
+        return result, result["metrics"]
+    if experiment == "baselines":
+        rows = [r for r in result["rows"] if r["representation"].startswith("supervised")]
+    elif experiment == "autoencoder":
+        rows = [
+            r
+            for r in result["rows"]
+            if r["model"] == "autoencoder" and r["bottleneck"] == record["bottleneck"]
+        ]
+    elif experiment == "mae":
+        rows = [
+            r
+            for r in result["rows"]
+            if r["model"] == "MAE" and r["mask_ratio"] == record["mask_ratio"]
+        ]
+    else:
+        from .experiments.mlm import ENCODER_NAMES
+
+        rows = [r for r in result["rows"] if r["encoder"] == ENCODER_NAMES[name[len("mlm-") :]]]
+    if len(rows) != 1:
+        raise WeightsError(f"results/{experiment}-{profile_name}.json has no single row for {name}")
+    return result, rows[0]
+
+
+def recorded_score(name: str, profile_name: str = "cpu") -> tuple[str, float]:
+    """The score the result file records for reference model ``name``: ``("knn", 0.61)`` for
+    an image model (weighted kNN on the held-out images), ``("val_accuracy", ...)`` for a masked
+    LM (masked-token accuracy on the validation split)."""
+    _, row = _reference(name, profile_name)
+    metric = "val_accuracy" if name.startswith("mlm-") else "knn"
+    return metric, row[metric]
+
+
+def rescore(name: str, model: nn.Module, profile_name: str = "cpu", device=None) -> float:
+    """:func:`recorded_score`'s number measured again on ``model``, on the same data the same way.
+
+    Equal to the recorded one (within float16 rounding of the stored weights) exactly when
+    ``model`` is the trained model of the reference run: the check a chapter and the tests make
+    before drawing figures from it.
+    """
+    from .evaluate import extract_features, knn_accuracy
+
+    cfg = profile(profile_name)
+    model = model.to(device)
+    if name.startswith("mlm-"):
+        from .experiments.mlm import load_text, masked_token_scores
+
+        return masked_token_scores(model, load_text(cfg).val_ids)["val_accuracy"]
+    from .experiments.common import load_splits
+
+    train, test = load_splits(cfg, device)
+    train_x, test_x = (extract_features(model.encoder, s.images) for s in (train, test))
+    return knn_accuracy(
+        train_x, train.labels, test_x, test.labels, k=cfg.knn_k, temperature=cfg.knn_temperature
+    )
+
+
+def describe(name: str, profile_name: str = "cpu") -> str:
+    """A caption for a figure drawn from reference model ``name``: which run, how long it trained,
+    how good it is, and the result file that says so."""
+    result, row = _reference(name, profile_name)
+    settings, record = result["settings"], result["weights"][name]
+    experiment = result["experiment"]
+    epochs = {"baselines": settings["supervised_epochs"], "mlm": settings["text_epochs"]}.get(
+        experiment, settings["epochs"]
+    )
+    details = ""
+    if experiment == "autoencoder":
+        details = f"{record['bottleneck']}-d code, "
+    elif experiment == "mae":
+        details = f"{record['mask_ratio']:.0%} of patches hidden, "
+    metric, value = recorded_score(name, profile_name)
+    score = (
+        f"masked-token accuracy {value:.3f} on the validation split"
+        if metric == "val_accuracy"
+        else f"kNN accuracy {value:.3f} on {result['data']['test'].split(' (')[0]}"
+    )
+    return (
+        f"Reference {_LABELS[name]} model: `{profile_name}` profile, {details}{epochs} epochs, "
+        f"{score} (results/{experiment}-{profile_name}.json)"
+    )

@@ -119,3 +119,24 @@ def test_without_a_local_copy_it_downloads_and_offline_it_says_so(saved, monkeyp
     assert not pretrained("simclr", "smoke").training  # downloaded, checked, loaded
     assert (tmp_path / "cache" / "simclr-smoke.pt").is_file()
     assert weights._url(record, "full").startswith(f"{sslbook.results.REPOSITORY_URL}/releases/")
+
+
+# The committed reference weights: each reference model the chapters draw figures from scores,
+# measured again, what its result file records (the kNN accuracy on the held-out images, or
+# the masked-token accuracy on the validation masks), so the loaded weights are the trained ones.
+@pytest.mark.parametrize("name", ["simclr", "mlm-transformer"])  # the rest: in their chapters
+def test_reference_weights_score_what_their_result_file_records(name):
+    metric, recorded = weights.recorded_score(name)
+    model = pretrained(name)
+    assert weights.rescore(name, model) == pytest.approx(recorded, abs=0.005), metric
+    assert f"{recorded:.3f}" in weights.describe(name)
+
+
+def test_every_weights_file_is_recorded_by_a_result_file_and_the_folder_is_small():
+    recorded = set()
+    for experiment in {experiment for experiment, _ in weights.MODELS.values()}:
+        result = sslbook.results.load_result(experiment, "cpu")
+        recorded |= {r["file"] for r in (result or {}).get("weights", {}).values()}
+    on_disk = {p.name for p in weights.WEIGHTS_DIR.glob("*.pt")}
+    assert on_disk == recorded  # no stray file, none missing
+    assert sum(p.stat().st_size for p in weights.WEIGHTS_DIR.glob("*.pt")) <= 40 * 2**20
