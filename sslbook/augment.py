@@ -11,13 +11,15 @@ Images come in as ``uint8`` (or float in [0, 1]) and leave as float32 in [0, 1];
 the dataset mean and std belongs to the model.
 
 [0] SimCLR, Chen et al. 2020, arXiv:2002.05709, Appendix A (the augmentation recipe).
+[1] SwAV, Caron et al. 2020, arXiv:2006.09882, §3.2 (multi-crop).
+[2] DINO, Caron et al. 2021, arXiv:2104.14294, §3.1 (multi-crop with global and local views).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,7 @@ from torch import Tensor
 from .data import check_images, to_float
 
 __all__ = [
+    "MultiCropAugment",
     "SimCLRAugment",
     "color_jitter",
     "gaussian_blur",
@@ -576,3 +579,67 @@ def two_views(
     check_images(images)
     views = augment(torch.cat([images, images]), generator=generator)
     return views[: len(images)], views[len(images) :]
+
+
+# -----------------------------------------------------------------------------
+# multi-crop: two global views and several small local views
+
+
+@dataclass(frozen=True)
+class MultiCropAugment:
+    """Multi-crop [1, 2]: ``n_global`` large views and ``n_local`` small views of every image.
+
+    The local views are crops of a small part of the image (``local_scale``) resized to a small
+    side (``local_size``), so they cost little: a 16x16 view is a quarter of a 32x32 one. In DINO
+    [2] the teacher sees only the global views and the student sees all of them, so the student
+    learns to predict, from a small part of an image, what the teacher says about the whole:
+    "local-to-global" correspondences. [2] uses 2 global views of 224 px at scale (0.4, 1) and
+    10 local views of 96 px at scale (0.05, 0.4); on CIFAR-10 the defaults keep those scales at
+    32 and 16 px.
+
+    Every view is one :class:`SimCLRAugment` draw with its own crop, flip and colours per sample
+    (``colour`` sets the colour recipe; its ``size`` and ``scale`` are replaced by those below).
+
+    Shape:
+        images: (B, 3, H, W), uint8 or float in [0, 1]. Returns a list of n_global views
+        (B, 3, global_size, global_size) followed by n_local views (B, 3, local_size, local_size),
+        float32; view v of image i is row i of the v-th tensor.
+    """
+
+    n_global: int = 2  # large views, seen by the teacher and the student
+    global_size: int = 32  # their side in pixels (a CIFAR-10 image)
+    global_scale: tuple[float, float] = (0.4, 1.0)  # their crop area, fraction of the image ([2])
+    n_local: int = 6  # small views, seen by the student only; 10 in [2], 6 keeps CIFAR runs short
+    local_size: int = 16  # their side in pixels: 96 / 224 of ImageNet's ~ 16 / 32 here
+    local_scale: tuple[float, float] = (0.05, 0.4)  # their crop area, fraction of the image ([2])
+    colour: SimCLRAugment = field(default_factory=SimCLRAugment)  # flip and colour recipe
+
+    def __post_init__(self):  # a bad recipe fails here, not at the first batch
+        if self.n_global < 1 or self.n_local < 0:
+            raise ValueError(
+                f"expected n_global >= 1 and n_local >= 0, got {self.n_global} and {self.n_local}"
+            )
+        _pair(self.global_size)
+        _pair(self.local_size)
+        _check_range(self.global_scale, "global_scale")
+        _check_range(self.local_scale, "local_scale")
+
+    @property
+    def global_view(self) -> SimCLRAugment:
+        """The recipe of one global view."""
+        return replace(self.colour, size=self.global_size, scale=self.global_scale)
+
+    @property
+    def local_view(self) -> SimCLRAugment:
+        """The recipe of one local view."""
+        return replace(self.colour, size=self.local_size, scale=self.local_scale)
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        check_images(images)
+        n = len(images)
+        # one call per kind of view on the repeated batch: every row draws its own parameters
+        views = self.global_view(images.repeat(self.n_global, 1, 1, 1), generator).split(n)
+        if self.n_local > 0:
+            local = self.local_view(images.repeat(self.n_local, 1, 1, 1), generator)
+            views += local.split(n)
+        return list(views)

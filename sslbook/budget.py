@@ -242,6 +242,29 @@ def _non_contrastive(cfg):
     return work
 
 
+def _redundancy(cfg):
+    # eight runs at half the profile's epochs, no kNN monitor; DINO's student also sees two
+    # 16 x 16 local crops (counted: the multi-crop augmentation is part of the method)
+    from .augment import MultiCropAugment
+
+    half = cfg.with_(epochs=max(1, cfg.epochs // 2))
+    dino = {"augment": MultiCropAugment(n_local=2), "batch_norm": True}
+    runs = [
+        ("simsiam", {}),
+        ("barlow_twins", {"lambd": 0.02}),
+        ("vicreg", {}),
+        ("vicreg", {"std_coeff": 0.0}),
+        ("vicreg", {"cov_coeff": 0.0}),
+        ("dino", dino),
+        ("dino", dino | {"teacher_temp": 0.1}),
+        ("dino", dino | {"centering": False}),
+    ]
+    work = []
+    for name, options in runs:
+        work += _pretrain(half, name, 0, **options)[:1]
+    return work
+
+
 def _principles(cfg):
     return _random_features(cfg) + _supervised(cfg) + _collapse(cfg)
 
@@ -255,6 +278,7 @@ CHAPTERS = {
     "contrastive": _contrastive,
     "moco": _moco,
     "non_contrastive": _non_contrastive,
+    "redundancy": _redundancy,
     "autoencoders": _reconstruction,
     "mlm": _mlm,
     "scaling": _scaling,

@@ -14,9 +14,18 @@ machine is not counted.
 from __future__ import annotations
 
 from .history import History
-from .results import load_result
+from .results import load_result, load_seeds, mean_std
 
-__all__ = ["FAMILIES", "EXPERIMENT_OF", "comparison", "hardware_name", "knn_vs_time"]
+__all__ = [
+    "FAMILIES",
+    "EXPERIMENT_OF",
+    "comparison",
+    "selected_row",
+    "score_text",
+    "beyond_spread",
+    "hardware_name",
+    "knn_vs_time",
+]
 
 # method -> (family, experiment whose result file holds it)
 FAMILIES = {
@@ -35,7 +44,7 @@ EXPERIMENT_OF = {
     "raw pixels": "baselines",
     "random init": "baselines",
     "supervised": "baselines",
-    "autoencoder": "denoising",
+    "autoencoder": "autoencoder",
     "denoising autoencoder": "denoising",
     "MAE": "mae",
     "SimCLR": "simclr",
@@ -60,6 +69,19 @@ def _train_minutes(epochs: int, images: int, images_per_s: float | None) -> floa
     return None if not images_per_s else epochs * images / images_per_s / 60
 
 
+def _over_seeds(experiment: str, profile: str, results_dir, pick) -> dict:
+    """kNN and linear probe as mean and sample std over the seed files of ``experiment``.
+
+    ``pick(result)`` returns the scores of the row in one result file. Returns ``{"knn",
+    "linear"}`` (the means), ``"knn_std"``, ``"linear_std"`` and ``"seeds"`` (how many files).
+    """
+    found = [pick(r) for r in load_seeds(experiment, profile, results_dir)]
+    spread = {"seeds": len(found)}
+    for key in ("knn", "linear"):
+        spread[key], spread[f"{key}_std"] = mean_std(s[key] for s in found)
+    return spread
+
+
 def _row(method: str, result: dict, scores: dict, backbone: str, epochs: int, speed) -> dict:
     images = result["settings"]["train_size"] or 50_000  # None: all of CIFAR-10's training split
     fractions = scores.get("label_fractions", {})
@@ -72,6 +94,9 @@ def _row(method: str, result: dict, scores: dict, backbone: str, epochs: int, sp
         "hardware": hardware_name(result),
         "knn": scores["knn"],
         "linear": scores["linear"],
+        "knn_std": 0.0,
+        "linear_std": 0.0,
+        "seeds": 1,
         "images_per_s": speed,
         "flops_per_image": scores.get("flops_per_image", result.get("flops_per_image")),
         "labels": {f: fractions[f] for f in FRACTIONS if f in fractions},
@@ -106,30 +131,90 @@ def _baselines(profile: str, results_dir) -> list[dict]:
     for row, extra in zip(rows, few_rows, strict=True):
         row["labels"] = row["labels"] | {f: extra[f] for f in FRACTIONS if f in extra}
     rows[2]["labels"]["1.0"] = sup["linear"]  # trained on all labels: the baselines file
+    for i, row in enumerate(rows[1:], start=1):  # raw pixels: no seed changes them
+        row |= _over_seeds("baselines", profile, results_dir, lambda r, i=i: r["rows"][i])
     return rows
+
+
+def selected_row(result: dict, setting: str, model: str | None = None) -> dict:
+    """The row of the setting a study chose on its validation split (``result["selected"]``).
+
+    A result file written before the studies chose on a validation split has no
+    ``"selected"``; its row with the best held-out linear probe stands in, marked
+    ``"chosen_on": "held-out"`` so that the table says so, until the file is written again.
+    """
+    candidates = [
+        r for r in result["rows"] if setting in r and (model is None or r.get("model") == model)
+    ]
+    if setting not in result.get("selected", {}):
+        return max(candidates, key=lambda r: r["linear"]) | {"chosen_on": "held-out"}
+    return _matching(setting, result["selected"][setting], model)(result) | {
+        "chosen_on": "validation"
+    }
+
+
+def _how(row: dict, among: int) -> str:
+    if row["chosen_on"] == "validation":
+        return f"chosen on validation among {among}"
+    return f"best on the held-out images among {among}: an older file, before validation choices"
+
+
+def _matching(setting: str, value, model: str | None = None):
+    """``pick`` for :func:`_over_seeds`: the row with ``setting == value`` (of ``model``)."""
+
+    def pick(result: dict) -> dict:
+        return next(
+            r
+            for r in result["rows"]
+            if r.get(setting) == value and (model is None or r.get("model") == model)
+        )
+
+    return pick
 
 
 def _reconstruction(profile: str, results_dir) -> list[dict]:
     rows = []
+    ae = load_result("autoencoder", profile, results_dir)
+    if ae is not None:
+        row = selected_row(ae, "bottleneck", "autoencoder")
+        size = row["bottleneck"]
+        trained = [r for r in ae["rows"] if r.get("model") == "autoencoder"]
+        rows.append(
+            _row(
+                "autoencoder",
+                ae,
+                row,
+                "conv encoder",
+                ae["settings"]["epochs"],
+                row.get("images_per_s"),
+            )
+            | {"setting": f"{size}-d code ({_how(row, len(trained))})"}
+            | _over_seeds(
+                "autoencoder",
+                profile,
+                results_dir,
+                _matching("bottleneck", size, "autoencoder"),
+            )
+        )
     den = load_result("denoising", profile, results_dir)
     if den is not None:
-        epochs = den["settings"]["epochs"]
-        backbone = f"conv encoder, {den['bottleneck']}-d code"
-        plain = next(r for r in den["rows"] if r["noise_std"] == 0)
+        row = selected_row(den, "noise_std")
         rows.append(
-            _row("autoencoder", den, plain, backbone, epochs, plain.get("images_per_s"))
-            | {"setting": "no noise"}
-        )
-        noisy = [r for r in den["rows"] if r["noise_std"] > 0]
-        best = max(noisy, key=lambda r: r["linear"])
-        rows.append(
-            _row("denoising autoencoder", den, best, backbone, epochs, best.get("images_per_s"))
-            | {"setting": f"noise std {best['noise_std']} (best of {len(noisy)})"}
+            _row(
+                "denoising autoencoder",
+                den,
+                row,
+                f"conv encoder, {den['bottleneck']}-d code",
+                den["settings"]["epochs"],
+                row.get("images_per_s"),
+            )
+            | {"setting": f"noise std {row['noise_std']} ({_how(row, len(den['rows']))})"}
         )
     mae = load_result("mae", profile, results_dir)
     if mae is not None:
+        row = selected_row(mae, "mask_ratio", "MAE")
+        ratio = row["mask_ratio"]
         trained = [r for r in mae["rows"] if r.get("model") == "MAE"]
-        row = max(trained, key=lambda r: r["linear"])
         rows.append(
             _row(
                 "MAE",
@@ -139,7 +224,13 @@ def _reconstruction(profile: str, results_dir) -> list[dict]:
                 mae["settings"]["epochs"],
                 row.get("images_per_s"),
             )
-            | {"setting": f"{row['mask_ratio']:.0%} of patches masked (best of {len(trained)})"}
+            | {"setting": f"{ratio:.0%} of patches masked ({_how(row, len(trained))})"}
+            | _over_seeds(
+                "mae",
+                profile,
+                results_dir,
+                _matching("mask_ratio", ratio, "MAE"),
+            )
         )
     return rows
 
@@ -159,23 +250,47 @@ def _two_view(profile: str, results_dir) -> list[dict]:
                 result["settings"]["epochs"],
                 result["images_per_s"],
             )
+            | _over_seeds(name, profile, results_dir, lambda r: r["metrics"])
         )
     return rows
 
 
-def comparison(profile: str = "cpu", results_dir=None) -> list[dict]:
+PARTS = ("baselines", "reconstruction", "two_view")
+
+
+def comparison(profile: str = "cpu", results_dir=None, parts=PARTS) -> list[dict]:
     """One row per method with a result file at ``profile``; methods without one are left out.
 
-    Each row: method, family, backbone, epochs, train_minutes, hardware, knn, linear,
-    images_per_s, flops_per_image (training FLOPs of one image; None where not recorded),
-    labels (``{"0.01": acc, "0.1": acc, "1.0": acc}``, the fractions the file has), and the
-    file, command and code commit it came from.
+    Each row: method, family, backbone, epochs, train_minutes, hardware, knn, linear (means over
+    the seed files found, :func:`sslbook.results.load_seeds`), knn_std, linear_std and seeds
+    (their sample standard deviation and number; 0.0 and 1 for one file), images_per_s,
+    flops_per_image (training FLOPs of one image; None where not recorded), labels
+    (``{"0.01": acc, "0.1": acc, "1.0": acc}`` of seed 0, the fractions the file has), and the
+    file, command and code commit it came from. Where a study tried several settings, the row
+    is the one it chose on its validation split (:func:`selected_row`), never the best on the
+    held-out images. ``parts`` picks among ``"baselines"`` (raw pixels, random init,
+    supervised), ``"reconstruction"`` and ``"two_view"`` (the contrastive and non-contrastive
+    methods).
     """
-    return (
-        _baselines(profile, results_dir)
-        + _reconstruction(profile, results_dir)
-        + _two_view(profile, results_dir)
-    )
+    builders = {"baselines": _baselines, "reconstruction": _reconstruction, "two_view": _two_view}
+    unknown = set(parts) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}: expected some of {', '.join(PARTS)}")
+    return [row for part in PARTS if part in parts for row in builders[part](profile, results_dir)]
+
+
+def score_text(row: dict, key: str = "knn") -> str:
+    """``"0.612 ± 0.008"``: a row's mean and sample std over seeds; just the value for one seed."""
+    if row.get("seeds", 1) < 2:
+        return f"{row[key]:.3f}"
+    return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
+
+
+def beyond_spread(a: dict, b: dict, key: str = "knn") -> bool:
+    """Row ``a`` beats row ``b`` on ``key`` by more than their two standard deviations over seeds
+    added up: the condition under which the book calls a difference real. With one seed per row
+    the spread is unknown (0), and this is a plain comparison."""
+    return a[key] - b[key] > a.get(key + "_std", 0.0) + b.get(key + "_std", 0.0)
 
 
 def knn_vs_time(result: dict) -> tuple[list[float], list[float]]:

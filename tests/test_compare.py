@@ -58,8 +58,19 @@ def results(tmp_path):
     )
     write(
         tmp_path,
+        "autoencoder",
+        rows=[
+            {"model": "random init", "bottleneck": 128} | scores(0.25, 0.35),
+            {"model": "autoencoder", "bottleneck": 64, "images_per_s": 60.0} | scores(0.3, 0.43),
+            {"model": "autoencoder", "bottleneck": 128, "images_per_s": 50.0} | scores(0.3, 0.41),
+        ],
+        selected={"bottleneck": 128},
+    )
+    write(
+        tmp_path,
         "denoising",
         bottleneck=128,
+        selected={"noise_std": 0.1},
         rows=[
             {"noise_std": 0.0, "images_per_s": 50.0} | scores(0.3, 0.41, (0.1, 0.2)),
             {"noise_std": 0.1, "images_per_s": 50.0} | scores(0.31, 0.45, (0.1, 0.2)),
@@ -75,6 +86,7 @@ def results(tmp_path):
             {"model": "MAE", "mask_ratio": 0.75, "images_per_s": 80.0} | scores(0.3, 0.42),
             {"model": "MAE", "mask_ratio": 0.9, "images_per_s": 90.0} | scores(0.3, 0.44),
         ],
+        selected={"mask_ratio": 0.75},  # chosen on validation, not the best held-out score
     )
     write(
         tmp_path,
@@ -106,8 +118,11 @@ def test_rows_follow_the_files(results):
         "SimCLR",
     ]  # no file for the others
     mae = rows["MAE"]
-    assert mae["linear"] == 0.44 and mae["setting"] == "90% of patches masked (best of 2)"
-    assert mae["backbone"] == "vit_mini" and mae["images_per_s"] == 90.0
+    assert (
+        mae["linear"] == 0.42
+        and mae["setting"] == "75% of patches masked (chosen on validation among 2)"
+    )
+    assert mae["backbone"] == "vit_mini" and mae["images_per_s"] == 80.0
     sup = rows["supervised"]
     assert sup["images_per_s"] == 200.0  # mean of the logged windows
     assert sup["train_minutes"] == pytest.approx(6 * 1000 / 200.0 / 60)
@@ -115,15 +130,48 @@ def test_rows_follow_the_files(results):
     # network trained on all labels; 100 % from the baselines file
     assert sup["labels"] == {"0.01": 0.13, "0.1": 0.5, "1.0": 0.8}
     assert rows["raw pixels"]["train_minutes"] == 0.0 and rows["raw pixels"]["epochs"] == 0
-    assert rows["autoencoder"]["linear"] == 0.41  # the run without noise
+    ae = rows["autoencoder"]
+    assert ae["linear"] == 0.41 and ae["setting"] == "128-d code (chosen on validation among 2)"
     dae = rows["denoising autoencoder"]
-    assert dae["linear"] == 0.45 and dae["setting"] == "noise std 0.1 (best of 2)"
+    assert (
+        dae["linear"] == 0.45 and dae["setting"] == "noise std 0.1 (chosen on validation among 3)"
+    )
+    assert all(r["seeds"] == 1 and r["linear_std"] == 0.0 for r in rows.values())
     simclr = rows["SimCLR"]
     assert simclr["train_minutes"] == pytest.approx(4 * 1000 / 250.0 / 60)
     assert simclr["labels"] == {"0.01": 0.3, "0.1": 0.45, "1.0": 0.6}
     assert simclr["command"] == "python -m sslbook.run simclr --profile cpu"
     assert simclr["file"] == "results/simclr-cpu.json" and simclr["hardware"] == "2 CPU threads"
     assert simclr["flops_per_image"] == 3e8 and sup["flops_per_image"] is None
+
+
+def test_seed_files_give_mean_and_sample_std(results):
+    for seed, (knn, linear) in ((1, (0.6, 0.7)), (2, (0.4, 0.5))):
+        payload = json.loads((results / "simclr-cpu.json").read_text())
+        payload["metrics"] = scores(knn, linear)
+        (results / f"simclr-cpu-seed{seed}.json").write_text(json.dumps(payload))
+    # seeds other than 0 train only the setting seed 0 chose
+    payload = json.loads((results / "mae-cpu.json").read_text())
+    payload["rows"] = [{"model": "MAE", "mask_ratio": 0.75} | scores(0.2, 0.48)]
+    (results / "mae-cpu-seed1.json").write_text(json.dumps(payload))
+    rows = {r["method"]: r for r in comparison("cpu", results)}
+    simclr = rows["SimCLR"]
+    assert simclr["seeds"] == 3
+    assert simclr["knn"] == pytest.approx(0.5) and simclr["knn_std"] == pytest.approx(0.1)
+    assert simclr["linear"] == pytest.approx(0.6) and simclr["linear_std"] == pytest.approx(0.1)
+    mae = rows["MAE"]
+    assert mae["seeds"] == 2 and mae["linear"] == pytest.approx(0.45)
+    assert mae["linear_std"] == pytest.approx(0.06 / 2**0.5)
+    assert rows["raw pixels"]["seeds"] == 1  # nothing random in raw pixels
+
+
+def test_an_older_file_without_a_recorded_choice_says_how_its_row_was_picked(results):
+    payload = json.loads((results / "mae-cpu.json").read_text())
+    del payload["selected"]
+    (results / "mae-cpu.json").write_text(json.dumps(payload))
+    mae = {r["method"]: r for r in comparison("cpu", results)}["MAE"]
+    assert mae["linear"] == 0.44  # the best held-out probe, and the row says so
+    assert mae["setting"].startswith("90% of patches masked (best on the held-out images among 2")
 
 
 def test_knn_against_training_time(results):
@@ -154,3 +202,22 @@ def test_load_result_and_load_bench_read_local_files_only_when_given_a_folder(tm
     (tmp_path / "cuda" / "fast_path.json").write_text('{"c": 3}')
     assert load_bench("fast_path", tmp_path, device="cuda") == {"c": 3}
     assert load_result("y", "cpu", tmp_path) is None and load_bench("nope", tmp_path) is None
+
+
+def test_a_difference_is_real_only_beyond_the_spread():
+    from sslbook.compare import beyond_spread, score_text
+
+    a = {"knn": 0.60, "knn_std": 0.02, "seeds": 3}
+    b = {"knn": 0.55, "knn_std": 0.02, "seeds": 3}
+    assert beyond_spread(a, b)  # 0.05 > 0.02 + 0.02
+    assert not beyond_spread(a, b | {"knn_std": 0.04})  # 0.05 < 0.02 + 0.04
+    assert not beyond_spread(b, a)
+    assert score_text(a) == "0.600 ± 0.020"
+    assert score_text({"knn": 0.6, "knn_std": 0.0, "seeds": 1}) == "0.600"  # no spread known
+
+
+def test_parts_pick_the_families_and_unknown_parts_are_refused(results):
+    rows = comparison("cpu", results, parts=("two_view",))
+    assert [r["method"] for r in rows] == ["SimCLR"]
+    with pytest.raises(ValueError, match="unknown parts \\['views'\\]: expected some of baselines"):
+        comparison("cpu", results, parts=("views",))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sslbook.budget import TIMES_FILE
 from sslbook.compare import EXPERIMENT_OF
 from sslbook.experiments import EXPERIMENTS
 
@@ -32,8 +33,14 @@ def names_read_by_the_book() -> set[str]:
 
 
 def parse(stem: str) -> tuple[str, str, bool]:
-    """``simclr-cpu-amp`` -> ("simclr", "cpu", True): experiment, profile, mixed precision."""
+    """``simclr-cpu-amp`` -> ("simclr", "cpu", True): experiment, profile, mixed precision.
+
+    A seed's file (``simclr-cpu-seed1``) parses as its seed-0 run's.
+    """
+    stem = re.sub(r"-seed\d+(?=(-amp)?$)", "", stem)
     amp = stem.endswith("-amp")
+    if "-" not in stem:
+        raise ValueError(f"{stem!r} is not <experiment>-<profile>[-seedN][-amp]")
     experiment, prof = stem.removesuffix("-amp").rsplit("-", 1)
     return experiment, prof, amp
 
@@ -65,5 +72,15 @@ def test_result_file_exists_parses_and_names_its_command(name):
 def test_no_stray_result_files():
     read = names_read_by_the_book()
     for path in RESULTS.glob("*.json"):
+        if path.name == TIMES_FILE:  # every chapter's time table (python -m sslbook.budget)
+            continue
         assert parse(path.stem)[0] in EXPERIMENTS, f"{path.name} names no experiment"
-        assert path.stem in read, f"{path.name} is read by no chapter"
+        seed0 = re.sub(r"-seed\d+(?=(-amp)?$)", "", path.stem)
+        assert seed0 in read, f"{path.name} is read by no chapter"
+
+
+def test_a_seed_file_parses_as_its_run():
+    assert parse("simclr-cpu-seed2") == ("simclr", "cpu", False)
+    assert parse("simclr-cpu-amp") == parse("simclr-cpu-seed1-amp") == ("simclr", "cpu", True)
+    with pytest.raises(ValueError, match="is not <experiment>-<profile>"):
+        parse("chapter_times")

@@ -23,7 +23,7 @@ from ..data import ImageData
 from ..device import seeded
 from ..evaluate import alignment, extract_features, knn_accuracy, linear_probe, uniformity
 from ..flops import method_flops_per_image
-from ..methods import BYOL, MoCo, SimCLR, SimSiam
+from ..methods import BYOL, DINO, BarlowTwins, MoCo, SimCLR, SimSiam, VICReg
 from ..models import backbone
 from ..profiles import Profile
 from ..train import TrainConfig, fit
@@ -31,6 +31,7 @@ from .common import describe_splits, load_splits, protocol
 
 __all__ = [
     "METHODS",
+    "REDUNDANCY_METHODS",
     "build_method",
     "pretrain_config",
     "encoder_knn",
@@ -41,12 +42,14 @@ __all__ = [
 ]
 
 METHODS = ("simclr", "moco", "byol", "simsiam")
+# built by build_method for the redundancy chapter, without reference runs (yet)
+REDUNDANCY_METHODS = ("barlow_twins", "vicreg", "dino")
 
 
 def build_method(name: str, cfg: Profile, total_steps: int | None = None, **kwargs) -> nn.Module:
     """Method ``name`` around a fresh ``cfg.backbone``; ``kwargs`` go to the method's class.
 
-    ``total_steps`` drives BYOL's momentum schedule (ignored by the others).
+    ``total_steps`` drives BYOL's and DINO's momentum schedules (ignored by the others).
     """
     encoder = backbone(cfg.backbone, cfg.width)
     if name == "simclr":
@@ -57,7 +60,14 @@ def build_method(name: str, cfg: Profile, total_steps: int | None = None, **kwar
         return BYOL(encoder, total_steps=total_steps, **kwargs)
     if name == "simsiam":
         return SimSiam(encoder, **kwargs)
-    raise ValueError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
+    if name == "barlow_twins":
+        return BarlowTwins(encoder, **kwargs)
+    if name == "vicreg":
+        return VICReg(encoder, **kwargs)
+    if name == "dino":
+        return DINO(encoder, total_steps=total_steps, **kwargs)
+    known = ", ".join(METHODS + REDUNDANCY_METHODS)
+    raise ValueError(f"unknown method {name!r}: expected one of {known}")
 
 
 def pretrain_config(cfg: Profile, **changes) -> TrainConfig:

@@ -6,7 +6,9 @@ Its ``encoder`` attribute is the network that is kept for downstream tasks.
 """
 
 from .autoencoder import ConvAutoencoder, DenoisingAutoencoder
+from .barlow_twins import BarlowTwins
 from .byol import BYOL
+from .dino import DINO
 from .invariance import NaiveInvariance
 from .mae import MAE
 from .mlm import MaskedLanguageModel, mlm_loss, select_targets, text_features
@@ -14,6 +16,7 @@ from .moco import MoCo
 from .simclr import SimCLR
 from .simsiam import SimSiam
 from .supervised import Supervised
+from .vicreg import VICReg
 
 __all__ = [
     # supervised references
@@ -24,6 +27,10 @@ __all__ = [
     "MoCo",
     "BYOL",
     "SimSiam",
+    # redundancy reduction and self-distillation
+    "BarlowTwins",
+    "VICReg",
+    "DINO",
     # reconstruction
     "ConvAutoencoder",
     "DenoisingAutoencoder",
