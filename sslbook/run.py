@@ -76,6 +76,8 @@ def run_experiment(
     stem = f"{name}-{cfg.name}" + (f"-seed{seed}" if seed else "") + ("-amp" if amp else "")
     if checkpoint_dir is None:
         checkpoint_dir = REPO_ROOT / "checkpoints" / stem
+    # a run continued from checkpoints times only what this process trained
+    resumed = any(Path(checkpoint_dir).rglob("*.pt")) if Path(checkpoint_dir).is_dir() else False
     started = time.perf_counter()
     result = EXPERIMENTS[name](cfg, device=device, checkpoint_dir=checkpoint_dir, seed=seed)
     models = result.pop("models", {})
@@ -104,7 +106,8 @@ def run_experiment(
         "settings": cfg.__dict__,
         "seed": seed,
         "provenance": provenance(command, device, started)
-        | {"profile": cfg.name, "world_size": world},
+        | {"profile": cfg.name, "world_size": world}
+        | ({"resumed_from_checkpoint": True} if resumed else {}),
         **result,
     }
     return write_json(path, payload)

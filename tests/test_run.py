@@ -47,6 +47,21 @@ def test_run_writes_the_result_with_its_provenance(tmp_path, monkeypatch):
     assert result["settings"]["train_size"] == 4000
 
 
+def test_a_run_continued_from_a_checkpoint_says_so(tmp_path, monkeypatch):
+    # its wall time covers only what this process trained, so the file must say it resumed
+    monkeypatch.setitem(run.EXPERIMENTS, "fake", lambda cfg, device, checkpoint_dir, seed=0: {})
+    folder = tmp_path / "ckpt"
+    args = ["fake", "--profile", "smoke", "--out", str(tmp_path), "--device", "cpu"]
+    assert run.main([*args, "--checkpoint-dir", str(folder)]) == 0
+    fresh = json.loads((tmp_path / "fake-smoke.json").read_text())["provenance"]
+    assert "resumed_from_checkpoint" not in fresh
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "last.pt").write_bytes(b"x")
+    assert run.main([*args, "--checkpoint-dir", str(folder)]) == 0
+    again = json.loads((tmp_path / "fake-smoke.json").read_text())["provenance"]
+    assert again["resumed_from_checkpoint"] is True
+
+
 def test_all_runs_every_experiment_in_turn(tmp_path, monkeypatch):
     calls = []
     fake = {

@@ -7,12 +7,12 @@ at smoke scale and plot the result files for the larger scales.
 
 from functools import partial
 
-from . import ablations, baselines, mlm, pretrain, reconstruction
+from . import ablations, baselines, mlm, pretrain, reconstruction, scaling
 
 EXPERIMENTS = (
     {"baselines": baselines.run, "few_labels": baselines.run_few_labels}
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
-    | {"simclr_ablations": ablations.run}
+    | {"simclr_ablations": ablations.run, "scaling": scaling.run}
     | {
         "autoencoder": reconstruction.run_autoencoder,
         "denoising": reconstruction.run_denoising,
