@@ -269,8 +269,22 @@ def _principles(cfg):
     return _random_features(cfg) + _supervised(cfg) + _collapse(cfg)
 
 
-def _scaling(cfg):
+def _performance(cfg):
     return _pretrain(cfg.with_(epochs=1), "simclr", 0)
+
+
+def _scaling(cfg):
+    # the width axis of the scaling study: SimCLR at a quarter, a half and all of the width,
+    # half the profile's epochs each, kNN once at the end, then the probes' features
+    from .experiments.scaling import FRACTIONS
+
+    half = cfg.with_(epochs=max(1, cfg.epochs // 2))
+    work = []
+    for fraction in (*FRACTIONS, 1.0):
+        narrow = half.with_(width=max(1, round(cfg.width * fraction)))
+        work += _pretrain(narrow, "simclr", 1)
+        work.append(_features("probe features", _method_encoder(narrow), _all_images(cfg)))
+    return work
 
 
 CHAPTERS = {
@@ -282,6 +296,7 @@ CHAPTERS = {
     "autoencoders": _reconstruction,
     "mlm": _mlm,
     "scaling": _scaling,
+    "performance": _performance,
 }
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "diagram_families",
     "diagram_protocol",
     "diagram_scaling",
+    "diagram_fast_path",
     "save_svg",
 ]
 
@@ -915,7 +916,7 @@ def diagram_protocol(ax: Axes | None = None) -> Figure:
     return fig
 
 
-def diagram_scaling(ax: Axes | None = None) -> Figure:
+def diagram_fast_path(ax: Axes | None = None) -> Figure:
     """A training step on a GPU: the usual data loader against sslbook's on-device pipeline."""
     fig, ax = _canvas(ax, 7.0, 3.7)
     bold = {"size": FONT, "fontweight": "bold", "ha": "left"}
@@ -968,6 +969,30 @@ def diagram_scaling(ax: Axes | None = None) -> Figure:
     return fig
 
 
+def diagram_scaling(ax: Axes | None = None) -> Figure:
+    """The scaling study: one reference run, and one axis moved at a time from it."""
+    fig, ax = _canvas(ax, 7.0, 3.5)
+    centre = (3.5, 1.95)
+    reference = "reference run\nSimCLR at the profile's\nbatch, width, images,\nhalf its epochs"
+    ref = _box(ax, *centre, 1.75, 0.95, reference, "encoder", SMALL)
+    axes = [
+        (1.15, 3.05, "epochs", "kNN every other epoch\nof each pretraining run"),
+        (5.85, 3.05, "batch size", "1/4, 1/2, 1 of the profile's\nsame epochs, lr ∝ batch"),
+        (1.15, 0.85, "width", "1/4, 1/2, 1 of the channels\nFLOPs grow as width²"),
+        (5.85, 0.85, "pretraining images", "1/4, 1/2, 1 of the shard\nsame number of steps"),
+    ]
+    for x, y, name, detail in axes:
+        box = _box(ax, x, y, 2.0, 0.75, "", "data")
+        _text(ax, x, y + 0.18, name, FONT, fontweight="bold")
+        _text(ax, x, y - 0.14, detail, color=ARROW)
+        start = (ref.left[0], ref.y) if x < centre[0] else (ref.right[0], ref.y)
+        end = box.bottom if y > centre[1] else box.top
+        _arrow(ax, start, end, rad=-0.25 if (x < centre[0]) == (y > centre[1]) else 0.25)
+    note = "one axis moves, the rest stay fixed; every encoder is scored by the same probes"
+    _text(ax, 3.5, 0.1, note, color=PALETTE["downstream"][1])
+    return fig
+
+
 DIAGRAMS: dict[str, Callable[..., Figure]] = {
     "ssl_steps": diagram_ssl_steps,
     "simclr": diagram_simclr,
@@ -983,6 +1008,7 @@ DIAGRAMS: dict[str, Callable[..., Figure]] = {
     "families": diagram_families,
     "protocol": diagram_protocol,
     "scaling": diagram_scaling,
+    "fast_path": diagram_fast_path,
 }
 
 # What a screen reader says for each figure; the book passes it as the image's alt text.
@@ -1070,6 +1096,13 @@ ALT_TEXT = {
         "training shard, never on the held-out images."
     ),
     "scaling": (
+        "The scaling study: a reference SimCLR run at the profile's batch size, width and "
+        "number of images, for half its epochs, in the centre, and four axes moved one at a "
+        "time: epochs (kNN every other epoch), batch size at a quarter and a half (same "
+        "epochs), width at a quarter and a half, and pretraining images at a quarter and a half "
+        "(same number of steps). Every encoder is scored by the same probes."
+    ),
+    "fast_path": (
         "A training step on a GPU. In the usual recipe CPU workers decode and augment one image "
         "at a time and the GPU waits for the data. In sslbook the dataset is a uint8 tensor on "
         "the GPU, whole batches are augmented there, the model runs channels_last in bf16, the "

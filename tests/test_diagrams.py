@@ -76,6 +76,14 @@ KEY_LABELS = {
         "no setting is chosen",
     ],
     "scaling": [
+        "reference run",
+        "epochs",
+        "batch size",
+        "width",
+        "pretraining images",
+        "same number of steps",
+    ],
+    "fast_path": [
         "DataLoader",
         "waits",
         "uint8",
