@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models import count_parameters
 from ..profiles import Profile
 from .ablations import ablation_epochs
 from .common import describe_splits, encoder_protocol, load_splits
@@ -93,7 +94,7 @@ def run(
             | {
                 "epochs": run_epochs,
                 "steps": history.epochs[-1]["step"],
-                "parameters": sum(p.numel() for p in method.encoder.parameters()),
+                "parameters": count_parameters(method.encoder),
                 "flops_per_image": last["tflops"] * 1e12 / last["images_per_s"],
                 "knn": scores["knn"],
                 "linear": scores["linear"],
