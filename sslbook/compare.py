@@ -39,6 +39,9 @@ FAMILIES = {
     "MoCo v2": "contrastive",
     "BYOL": "non-contrastive",
     "SimSiam": "non-contrastive",
+    "Barlow Twins": "redundancy reduction",
+    "VICReg": "redundancy reduction",
+    "DINO": "self-distillation",
 }
 EXPERIMENT_OF = {
     "raw pixels": "baselines",
@@ -51,8 +54,13 @@ EXPERIMENT_OF = {
     "MoCo v2": "moco",
     "BYOL": "byol",
     "SimSiam": "simsiam",
+    "Barlow Twins": "barlow_twins",
+    "VICReg": "vicreg",
+    "DINO": "dino",
 }
-_TWO_VIEW = {"SimCLR": "simclr", "MoCo v2": "moco", "BYOL": "byol", "SimSiam": "simsiam"}
+# the methods that compare views of an image (DINO's multi-crop too): sslbook.experiments.pretrain
+_VIEWS = ("SimCLR", "MoCo v2", "BYOL", "SimSiam", "Barlow Twins", "VICReg", "DINO")
+_TWO_VIEW = {method: EXPERIMENT_OF[method] for method in _VIEWS}
 FRACTIONS = ("0.01", "0.1", "1.0")
 
 

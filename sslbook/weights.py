@@ -49,11 +49,15 @@ class WeightsError(RuntimeError):
     """Reference weights that are missing, unreadable, or not the ones the result file records."""
 
 
+_VIEW_METHODS = ("simclr", "moco", "byol", "simsiam", "barlow_twins", "vicreg", "dino")
+
+
 def _pretrain(name: str) -> Callable[[Profile, dict], nn.Module]:
     def build(cfg: Profile, result: dict) -> nn.Module:
-        from .experiments.pretrain import build_method
+        from .experiments.pretrain import build_method, method_options
 
-        return build_method(name, cfg)
+        method = build_method(name, cfg, **method_options(name))
+        return method.student() if name == "dino" else method  # what the run saved
 
     return build
 
@@ -91,7 +95,7 @@ def _mlm(kind: str) -> Callable[[Profile, dict], nn.Module]:
 
 # model name -> (the experiment whose run saves it, how to build the untrained model)
 MODELS: dict[str, tuple[str, Callable[[Profile, dict], nn.Module]]] = {
-    **{name: (name, _pretrain(name)) for name in ("simclr", "moco", "byol", "simsiam")},
+    **{name: (name, _pretrain(name)) for name in _VIEW_METHODS},
     "supervised": ("baselines", _supervised),
     "autoencoder": ("autoencoder", _autoencoder),
     "mae": ("mae", _mae),
@@ -172,7 +176,8 @@ def pretrained(name: str, profile_name: str = "cpu", weights_dir: str | Path | N
     """The reference model ``name`` of profile ``profile_name``, trained weights loaded, eval mode.
 
     ``name`` is one of :data:`MODELS` (``"simclr"``, ``"moco"``, ``"byol"``, ``"simsiam"``,
-    ``"supervised"``, ``"autoencoder"``, ``"mae"``, ``"mlm-lstm"``, ``"mlm-bilstm"``,
+    ``"barlow_twins"``, ``"vicreg"``, ``"dino"`` (its student network), ``"supervised"``,
+    ``"autoencoder"``, ``"mae"``, ``"mlm-lstm"``, ``"mlm-bilstm"``,
     ``"mlm-transformer"``). The file is read with ``torch.load(weights_only=True)`` after its
     sha256 matches the one in the result file.
 
@@ -221,6 +226,9 @@ _LABELS = {
     "moco": "MoCo v2",
     "byol": "BYOL",
     "simsiam": "SimSiam",
+    "barlow_twins": "Barlow Twins",
+    "vicreg": "VICReg",
+    "dino": "DINO (student)",
     "supervised": "supervised",
     "autoencoder": "autoencoder",
     "mae": "MAE",
@@ -242,7 +250,7 @@ def _reference(name: str, profile_name: str) -> tuple[dict, dict]:
             + _command(experiment, profile_name)
         )
     record = result["weights"][name]
-    if experiment in ("simclr", "moco", "byol", "simsiam"):
+    if experiment in _VIEW_METHODS:
         return result, result["metrics"]
     if experiment == "baselines":
         rows = [r for r in result["rows"] if r["representation"].startswith("supervised")]

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from sslbook.augment import MultiCropAugment, SimCLRAugment
 from sslbook.data import to_float
-from sslbook.experiments.pretrain import METHODS, REDUNDANCY_METHODS, build_method
+from sslbook.experiments import EXPERIMENTS
+from sslbook.experiments.pretrain import METHODS, REDUNDANCY_METHODS, build_method, method_options
 from sslbook.losses import (
     barlow_twins_loss,
     cross_correlation,
@@ -358,16 +359,33 @@ def test_methods_train_under_fit_with_finite_losses_and_encoder_gradients(make):
         assert model.step.item() == 2  # fit called after_step after each of the 2 steps
 
 
-def test_build_method_builds_the_redundancy_methods_outside_the_reference_runs():
+def test_build_method_builds_the_redundancy_methods_and_each_has_a_reference_experiment():
     cfg = profile("smoke").with_(width=8)
     assert not set(REDUNDANCY_METHODS) & set(METHODS)
+    assert set(REDUNDANCY_METHODS) <= set(EXPERIMENTS)
     built = {name: type(build_method(name, cfg, total_steps=10)) for name in REDUNDANCY_METHODS}
     assert built == {"barlow_twins": BarlowTwins, "vicreg": VICReg, "dino": DINO}
     assert build_method("dino", cfg, total_steps=10).total_steps == 10
+    # the options of the reference runs reach the classes
+    assert build_method("barlow_twins", cfg, **method_options("barlow_twins")).lambd == 0.02
+    dino = build_method("dino", cfg, **method_options("dino"))
+    assert dino.augment.n_local == 2
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in dino.head.modules())
     with pytest.raises(
         ValueError, match="expected one of simclr, .*simsiam, barlow_twins, vicreg, dino"
     ):
         build_method("swav", cfg)
+
+
+def test_dino_student_is_the_trained_network_without_teacher_or_centre():
+    cfg = profile("smoke").with_(width=8)
+    model = build_method("dino", cfg, total_steps=10)
+    student = model.student()
+    assert student.encoder is model.encoder and student.head is model.head
+    keys = set(student.state_dict())
+    assert keys and all(k.startswith(("encoder.", "head.")) for k in keys)
+    assert set(model.state_dict()) - keys >= {"centre", "step"}
+    assert {k for k in model.state_dict() if k.startswith("teacher_")}.isdisjoint(keys)
 
 
 # -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from . import ablations, baselines, mlm, pretrain, reconstruction, scaling
 EXPERIMENTS = (
     {"baselines": baselines.run, "few_labels": baselines.run_few_labels}
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
+    | {name: partial(pretrain.run, name) for name in pretrain.REDUNDANCY_METHODS}
     | {"simclr_ablations": ablations.run, "scaling": scaling.run}
     | {
         "autoencoder": reconstruction.run_autoencoder,

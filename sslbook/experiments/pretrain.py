@@ -1,10 +1,12 @@
-"""Pretrain a two-view method (SimCLR, MoCo, BYOL, SimSiam) and evaluate its encoder.
+"""Pretrain a method that compares views (SimCLR, MoCo, BYOL, SimSiam, Barlow Twins, VICReg,
+DINO) and evaluate its encoder.
 
-The chapters and ``python -m sslbook.run simclr|moco|byol|simsiam`` share these steps, so the
+The chapters and ``python -m sslbook.run simclr|moco|...|dino`` share these steps, so the
 numbers in a notebook and in ``results/`` come from the same code:
 
-1. :func:`build_method` — the profile's backbone wrapped in the method;
-2. :func:`pretrain_config` — one optimisation recipe for all four methods on CIFAR-10;
+1. :func:`build_method` — the profile's backbone wrapped in the method, with
+   :func:`method_options`;
+2. :func:`pretrain_config` — one optimisation recipe for all methods on CIFAR-10;
 3. :func:`pretrain` — :func:`sslbook.train.fit` with a kNN monitor every ``eval_every`` epochs;
 4. :func:`evaluate_method` — kNN and linear probe on the frozen backbone, the probe on the
    projection head's output too (to show why the head is thrown away), and alignment /
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..augment import SimCLRAugment, two_views
+from ..augment import MultiCropAugment, SimCLRAugment, two_views
 from ..data import ImageData
 from ..device import seeded
 from ..evaluate import alignment, extract_features, knn_accuracy, linear_probe, uniformity
@@ -32,6 +34,9 @@ from .common import describe_splits, load_splits, protocol
 __all__ = [
     "METHODS",
     "REDUNDANCY_METHODS",
+    "ADAMW_RECIPE",
+    "recipe_changes",
+    "method_options",
     "build_method",
     "pretrain_config",
     "encoder_knn",
@@ -41,9 +46,40 @@ __all__ = [
     "evaluate_method",
 ]
 
-METHODS = ("simclr", "moco", "byol", "simsiam")
-# built by build_method for the redundancy chapter, without reference runs (yet)
-REDUNDANCY_METHODS = ("barlow_twins", "vicreg", "dino")
+METHODS = ("simclr", "moco", "byol", "simsiam")  # the contrastive and non-contrastive chapters
+REDUNDANCY_METHODS = ("barlow_twins", "vicreg", "dino")  # the redundancy chapter
+
+
+def method_options(name: str) -> dict:
+    """The options of method ``name`` in its reference run and in its chapter.
+
+    Barlow Twins: lambda = 0.02, not the paper's 5e-3, for a 512-d projector with 256 times
+    fewer off-diagonal terms than the paper's 8192-d one. DINO: 2 local crops (the paper uses up
+    to 10; each costs a quarter of a global view) and batch norm in the head, as convolutional
+    backbones usually have it. The other methods: their classes' defaults.
+    """
+    if name == "barlow_twins":
+        return {"lambd": 0.02}
+    if name == "dino":
+        return {"augment": MultiCropAugment(n_local=2), "batch_norm": True}
+    return {}
+
+
+# the redundancy chapter's optimiser, for its methods' reference runs too (see recipe_changes)
+ADAMW_RECIPE = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-6}
+
+
+def recipe_changes(name: str) -> dict:
+    """What method ``name``'s reference run changes in :func:`pretrain_config`.
+
+    Barlow Twins, VICReg and DINO train with :data:`ADAMW_RECIPE`. Their losses are far larger
+    than the InfoNCE and cosine losses of the other four (Barlow Twins sums D^2 squared
+    correlations, hundreds at the start), and at the other four's SGD learning rate Barlow
+    Twins' projections fall onto a few directions within its first epochs. The papers use LARS,
+    which sizes each layer's step relative to its weights; AdamW, dividing each step by a
+    running estimate of the gradient's size, serves the same purpose. The other methods: none.
+    """
+    return dict(ADAMW_RECIPE) if name in REDUNDANCY_METHODS else {}
 
 
 def build_method(name: str, cfg: Profile, total_steps: int | None = None, **kwargs) -> nn.Module:
@@ -143,8 +179,10 @@ def pretrain(
 
 @torch.no_grad()
 def _projections(method: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """g(f(x)) for every image: the projection head's output, where the loss is computed."""
-    head = nn.Sequential(method.encoder, method.projector)
+    """g(f(x)) for every image: the projection head's output, where the loss is computed (for
+    DINO, its head's K outputs, before the softmax)."""
+    projector = method.head if isinstance(method, DINO) else method.projector
+    head = nn.Sequential(method.encoder, projector)
     return extract_features(head, images, batch_size)
 
 
@@ -203,7 +241,7 @@ def run(
     """
     train, test = load_splits(cfg, device)
     with seeded(seed):  # the initial weights of the run below, for the geometry before training
-        untrained = build_method(name, cfg)
+        untrained = build_method(name, cfg, **method_options(name))
     method, history = pretrain(
         name,
         cfg,
@@ -213,11 +251,19 @@ def run(
         checkpoint_dir,
         eval_every=max(1, cfg.epochs // 10),
         seed=seed,
+        train_changes=recipe_changes(name),
+        **method_options(name),
     )
+    # DINO's teacher is an average of past students, its centre a training statistic: the
+    # reference weights keep the student (the weights budget of weights/ has no room for both)
+    saved = method.student() if name == "dino" else method
+    recipe = pretrain_config(cfg, **recipe_changes(name))
     return {
         "method": name,
+        "options": {k: repr(v) for k, v in method_options(name).items()},
+        "recipe": {k: getattr(recipe, k) for k in ("optimizer", "lr", "weight_decay", "epochs")},
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
-        "models": {name: {"model": method}},
+        "models": {name: {"model": saved}},
         "metrics": evaluate_method(method, cfg, train, test, seed=seed, untrained=untrained),
         "images_per_s": history.mean("images_per_s"),
         "flops_per_image": method_flops_per_image(method, train.images[:2]),

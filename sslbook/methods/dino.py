@@ -123,6 +123,11 @@ class DINO(nn.Module):
         self.register_buffer("centre", torch.zeros(out_dim))  # c, a buffer: checkpoints keep it
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
+    def student(self) -> nn.Module:
+        """The network that training shapes, backbone (``encoder``) and ``head``, without the
+        teacher (an average of past students) and the centre, which only training needs."""
+        return nn.ModuleDict({"encoder": self.encoder, "head": self.head})
+
     def momentum(self) -> torch.Tensor:
         """The teacher's EMA momentum at the current step (0-d tensor)."""
         return target_momentum(self.step, self.total_steps, self.base_momentum)
