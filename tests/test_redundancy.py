@@ -422,3 +422,21 @@ def test_dino_loss_rejects_bad_views_centres_and_temperatures():
     for temps in [(0, 0.04), (0.1, -0.04), (0.1, float("nan"))]:
         with pytest.raises(ValueError, match="temperature > 0"):
             dino_loss([z8, z8], t, c, *temps)
+
+
+def test_the_simclr_control_trains_with_the_adamw_recipe_and_keeps_no_weights(monkeypatch):
+    from sslbook.experiments import pretrain
+
+    calls = []
+
+    def fake_run(name, cfg, device=None, checkpoint_dir=None, seed=0, changes=None):
+        calls.append((name, changes, seed))
+        return {"models": {name: {"model": None}}, "metrics": {"knn": 0.5}}
+
+    monkeypatch.setattr(pretrain, "run", fake_run)
+    result = EXPERIMENTS["simclr_adamw"](profile("smoke"), seed=3)
+    assert calls == [("simclr", pretrain.ADAMW_RECIPE, 3)]
+    assert "models" not in result and result["metrics"] == {"knn": 0.5}
+    # the redundancy methods' own reference runs use the same recipe, the others SGD
+    assert all(pretrain.recipe_changes(n) == pretrain.ADAMW_RECIPE for n in REDUNDANCY_METHODS)
+    assert all(pretrain.recipe_changes(n) == {} for n in METHODS)

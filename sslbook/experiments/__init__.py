@@ -13,6 +13,7 @@ EXPERIMENTS = (
     {"baselines": baselines.run, "few_labels": baselines.run_few_labels}
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
     | {name: partial(pretrain.run, name) for name in pretrain.REDUNDANCY_METHODS}
+    | {"simclr_adamw": pretrain.run_simclr_adamw}
     | {"simclr_ablations": ablations.run, "scaling": scaling.run}
     | {
         "autoencoder": reconstruction.run_autoencoder,

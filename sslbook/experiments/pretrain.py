@@ -44,6 +44,8 @@ __all__ = [
     "pretrain",
     "geometry",
     "evaluate_method",
+    "run",
+    "run_simclr_adamw",
 ]
 
 METHODS = ("simclr", "moco", "byol", "simsiam")  # the contrastive and non-contrastive chapters
@@ -233,12 +235,19 @@ def evaluate_method(
 
 
 def run(
-    name: str, cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, seed: int = 0
+    name: str,
+    cfg: Profile,
+    device=None,
+    checkpoint_dir: str | Path | None = None,
+    seed: int = 0,
+    changes: dict | None = None,
 ) -> dict:
     """Pretrain and evaluate method ``name`` at the scale of ``cfg`` (``python -m sslbook.run``).
 
-    ``"models"`` hands the trained method to :func:`sslbook.run.run_experiment`, which saves it.
+    ``changes`` go to :func:`pretrain_config` after :func:`recipe_changes`. ``"models"`` hands
+    the trained method to :func:`sslbook.run.run_experiment`, which saves it.
     """
+    changes = recipe_changes(name) | (changes or {})
     train, test = load_splits(cfg, device)
     with seeded(seed):  # the initial weights of the run below, for the geometry before training
         untrained = build_method(name, cfg, **method_options(name))
@@ -251,13 +260,13 @@ def run(
         checkpoint_dir,
         eval_every=max(1, cfg.epochs // 10),
         seed=seed,
-        train_changes=recipe_changes(name),
+        train_changes=changes,
         **method_options(name),
     )
     # DINO's teacher is an average of past students, its centre a training statistic: the
     # reference weights keep the student (the weights budget of weights/ has no room for both)
     saved = method.student() if name == "dino" else method
-    recipe = pretrain_config(cfg, **recipe_changes(name))
+    recipe = pretrain_config(cfg, **changes)
     return {
         "method": name,
         "options": {k: repr(v) for k, v in method_options(name).items()},
@@ -270,3 +279,17 @@ def run(
         "data": describe_splits(train, test),
         "history": history.to_dict(),
     }
+
+
+def run_simclr_adamw(
+    cfg: Profile, device=None, checkpoint_dir: str | Path | None = None, seed: int = 0
+) -> dict:
+    """SimCLR trained with :data:`ADAMW_RECIPE`, the optimiser of Barlow Twins, VICReg and DINO.
+
+    The control for comparing them with SimCLR's SGD run: whether a lead is the method's or
+    the optimiser's (``python -m sslbook.run simclr_adamw``). It saves no weights: SimCLR's
+    reference weights are those of its own recipe.
+    """
+    result = run("simclr", cfg, device, checkpoint_dir, seed, changes=ADAMW_RECIPE)
+    del result["models"]
+    return result
