@@ -49,15 +49,15 @@ class WeightsError(RuntimeError):
     """Reference weights that are missing, unreadable, or not the ones the result file records."""
 
 
+# pretrain.METHODS + pretrain.REDUNDANCY_METHODS, named here to keep this import light
 _VIEW_METHODS = ("simclr", "moco", "byol", "simsiam", "barlow_twins", "vicreg", "dino")
 
 
 def _pretrain(name: str) -> Callable[[Profile, dict], nn.Module]:
     def build(cfg: Profile, result: dict) -> nn.Module:
-        from .experiments.pretrain import build_method, method_options
+        from .experiments.pretrain import build_method, method_options, saved_part
 
-        method = build_method(name, cfg, **method_options(name))
-        return method.student() if name == "dino" else method  # what the run saved
+        return saved_part(build_method(name, cfg, **method_options(name)))
 
     return build
 

@@ -440,3 +440,13 @@ def test_the_simclr_control_trains_with_the_adamw_recipe_and_keeps_no_weights(mo
     # the redundancy methods' own reference runs use the same recipe, the others SGD
     assert all(pretrain.recipe_changes(n) == pretrain.ADAMW_RECIPE for n in REDUNDANCY_METHODS)
     assert all(pretrain.recipe_changes(n) == {} for n in METHODS)
+
+
+def test_the_weights_registry_knows_every_method_that_compares_views():
+    from sslbook import weights
+
+    assert set(weights._VIEW_METHODS) == set(METHODS + REDUNDANCY_METHODS)
+    cfg = profile("smoke").with_(width=8)
+    assert set(weights.MODELS["dino"][1](cfg, {}).state_dict()) == set(
+        build_method("dino", cfg, **method_options("dino")).student().state_dict()
+    )

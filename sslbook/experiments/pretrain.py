@@ -38,6 +38,7 @@ __all__ = [
     "recipe_changes",
     "method_options",
     "build_method",
+    "saved_part",
     "pretrain_config",
     "encoder_knn",
     "knn_monitor",
@@ -106,6 +107,16 @@ def build_method(name: str, cfg: Profile, total_steps: int | None = None, **kwar
         return DINO(encoder, total_steps=total_steps, **kwargs)
     known = ", ".join(METHODS + REDUNDANCY_METHODS)
     raise ValueError(f"unknown method {name!r}: expected one of {known}")
+
+
+def saved_part(method: nn.Module) -> nn.Module:
+    """What a reference run saves of a trained ``method``, and :func:`sslbook.pretrained` loads.
+
+    The whole method, except DINO's: its student only (:meth:`~sslbook.methods.DINO.student`).
+    The teacher is an average of past students and the centre a training statistic, and the
+    ``weights/`` budget has no room for both networks.
+    """
+    return method.student() if isinstance(method, DINO) else method
 
 
 def pretrain_config(cfg: Profile, **changes) -> TrainConfig:
@@ -248,9 +259,10 @@ def run(
     the trained method to :func:`sslbook.run.run_experiment`, which saves it.
     """
     changes = recipe_changes(name) | (changes or {})
+    options = method_options(name)
     train, test = load_splits(cfg, device)
     with seeded(seed):  # the initial weights of the run below, for the geometry before training
-        untrained = build_method(name, cfg, **method_options(name))
+        untrained = build_method(name, cfg, **options)
     method, history = pretrain(
         name,
         cfg,
@@ -261,18 +273,15 @@ def run(
         eval_every=max(1, cfg.epochs // 10),
         seed=seed,
         train_changes=changes,
-        **method_options(name),
+        **options,
     )
-    # DINO's teacher is an average of past students, its centre a training statistic: the
-    # reference weights keep the student (the weights budget of weights/ has no room for both)
-    saved = method.student() if name == "dino" else method
     recipe = pretrain_config(cfg, **changes)
     return {
         "method": name,
-        "options": {k: repr(v) for k, v in method_options(name).items()},
+        "options": {k: repr(v) for k, v in options.items()},
         "recipe": {k: getattr(recipe, k) for k in ("optimizer", "lr", "weight_decay", "epochs")},
         "backbone": f"{cfg.backbone} (width {cfg.width}, {method.encoder.out_dim}-d features)",
-        "models": {name: {"model": saved}},
+        "models": {name: {"model": saved_part(method)}},
         "metrics": evaluate_method(method, cfg, train, test, seed=seed, untrained=untrained),
         "images_per_s": history.mean("images_per_s"),
         "flops_per_image": method_flops_per_image(method, train.images[:2]),
