@@ -20,6 +20,7 @@ __all__ = [
     "FAMILIES",
     "EXPERIMENT_OF",
     "comparison",
+    "over_seeds",
     "selected_row",
     "score_text",
     "beyond_spread",
@@ -77,7 +78,7 @@ def _train_minutes(epochs: int, images: int, images_per_s: float | None) -> floa
     return None if not images_per_s else epochs * images / images_per_s / 60
 
 
-def _over_seeds(experiment: str, profile: str, results_dir, pick) -> dict:
+def over_seeds(experiment: str, profile: str, results_dir, pick) -> dict:
     """kNN and linear probe as mean and sample std over the seed files of ``experiment``.
 
     ``pick(result)`` returns the scores of the row in one result file. Returns ``{"knn",
@@ -140,7 +141,7 @@ def _baselines(profile: str, results_dir) -> list[dict]:
         row["labels"] = row["labels"] | {f: extra[f] for f in FRACTIONS if f in extra}
     rows[2]["labels"]["1.0"] = sup["linear"]  # trained on all labels: the baselines file
     for i, row in enumerate(rows[1:], start=1):  # raw pixels: no seed changes them
-        row |= _over_seeds("baselines", profile, results_dir, lambda r, i=i: r["rows"][i])
+        row |= over_seeds("baselines", profile, results_dir, lambda r, i=i: r["rows"][i])
     return rows
 
 
@@ -168,7 +169,7 @@ def _how(row: dict, among: int) -> str:
 
 
 def _matching(setting: str, value, model: str | None = None):
-    """``pick`` for :func:`_over_seeds`: the row with ``setting == value`` (of ``model``)."""
+    """``pick`` for :func:`over_seeds`: the row with ``setting == value`` (of ``model``)."""
 
     def pick(result: dict) -> dict:
         return next(
@@ -197,7 +198,7 @@ def _reconstruction(profile: str, results_dir) -> list[dict]:
                 row.get("images_per_s"),
             )
             | {"setting": f"{size}-d code ({_how(row, len(trained))})"}
-            | _over_seeds(
+            | over_seeds(
                 "autoencoder",
                 profile,
                 results_dir,
@@ -233,7 +234,7 @@ def _reconstruction(profile: str, results_dir) -> list[dict]:
                 row.get("images_per_s"),
             )
             | {"setting": f"{ratio:.0%} of patches masked ({_how(row, len(trained))})"}
-            | _over_seeds(
+            | over_seeds(
                 "mae",
                 profile,
                 results_dir,
@@ -258,7 +259,7 @@ def _two_view(profile: str, results_dir) -> list[dict]:
                 result["settings"]["epochs"],
                 result["images_per_s"],
             )
-            | _over_seeds(name, profile, results_dir, lambda r: r["metrics"])
+            | over_seeds(name, profile, results_dir, lambda r: r["metrics"])
         )
     return rows
 
