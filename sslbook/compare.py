@@ -218,6 +218,9 @@ def _reconstruction(profile: str, results_dir) -> list[dict]:
                 row.get("images_per_s"),
             )
             | {"setting": f"noise std {row['noise_std']} ({_how(row, len(den['rows']))})"}
+            | over_seeds(
+                "denoising", profile, results_dir, _matching("noise_std", row["noise_std"])
+            )
         )
     mae = load_result("mae", profile, results_dir)
     if mae is not None:

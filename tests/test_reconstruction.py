@@ -55,6 +55,16 @@ def test_denoising_study_reports_each_noise_level(fake_splits):
     assert result["bottleneck"] == 128
 
 
+def test_denoising_seeds_other_than_zero_train_only_the_seed_zero_choice(fake_splits, monkeypatch):
+    monkeypatch.setattr(
+        reconstruction,
+        "reference_choice",
+        lambda experiment, cfg, setting: {("denoising", "noise_std"): 0.3}[experiment, setting],
+    )
+    result = reconstruction.run_denoising(TINY, "cpu", None, seed=1)
+    assert [r["noise_std"] for r in result["rows"]] == [0.3]
+
+
 def test_mae_study_reports_loss_against_predicting_zero(fake_splits):
     result = reconstruction.run_mae(TINY, "cpu", None, mask_ratios=(0.5,))
     random_row, row = result["rows"]

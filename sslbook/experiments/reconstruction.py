@@ -248,11 +248,13 @@ def run_autoencoder(cfg: Profile, device=None, checkpoint_dir=None, seed=0, bott
     }
 
 
-def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, seed=0, noise_stds=NOISE_STDS):
+def run_denoising(cfg: Profile, device=None, checkpoint_dir=None, seed=0, noise_stds=None):
     """Input-noise study of the autoencoder with a 128-dimensional code.
 
     ``"selected"`` is the noise level chosen on the validation part of the training shard.
+    Seeds other than 0 train only the level that seed 0 chose.
     """
+    noise_stds = _study(seed, noise_stds, NOISE_STDS, "denoising", cfg, "noise_std")
     train, test = load_splits(cfg, device)
     rows = []
     for std in noise_stds:
