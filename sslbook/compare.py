@@ -78,15 +78,15 @@ def _train_minutes(epochs: int, images: int, images_per_s: float | None) -> floa
     return None if not images_per_s else epochs * images / images_per_s / 60
 
 
-def over_seeds(experiment: str, profile: str, results_dir, pick) -> dict:
-    """kNN and linear probe as mean and sample std over the seed files of ``experiment``.
+def over_seeds(experiment: str, profile: str, results_dir, pick, keys=("knn", "linear")) -> dict:
+    """Scores (kNN and linear probe by default) as mean and sample std over the seed files.
 
-    ``pick(result)`` returns the scores of the row in one result file. Returns ``{"knn",
-    "linear"}`` (the means), ``"knn_std"``, ``"linear_std"`` and ``"seeds"`` (how many files).
+    ``pick(result)`` returns the scores of the row in one result file of ``experiment``.
+    Returns each of ``keys`` (the mean), ``"<key>_std"`` and ``"seeds"`` (how many files).
     """
     found = [pick(r) for r in load_seeds(experiment, profile, results_dir)]
     spread = {"seeds": len(found)}
-    for key in ("knn", "linear"):
+    for key in keys:
         spread[key], spread[f"{key}_std"] = mean_std(s[key] for s in found)
     return spread
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sslbook.compare import comparison, hardware_name, knn_vs_time
+from sslbook.compare import comparison, hardware_name, knn_vs_time, over_seeds
 
 
 def write(folder, experiment, **fields):
@@ -154,6 +154,9 @@ def test_seed_files_give_mean_and_sample_std(results):
     payload = json.loads((results / "mae-cpu.json").read_text())
     payload["rows"] = [{"model": "MAE", "mask_ratio": 0.75} | scores(0.2, 0.48)]
     (results / "mae-cpu-seed1.json").write_text(json.dumps(payload))
+    payload = json.loads((results / "denoising-cpu.json").read_text())
+    payload["rows"] = [{"noise_std": 0.1} | scores(0.29, 0.43)]
+    (results / "denoising-cpu-seed1.json").write_text(json.dumps(payload))
     rows = {r["method"]: r for r in comparison("cpu", results)}
     simclr = rows["SimCLR"]
     assert simclr["seeds"] == 3
@@ -163,6 +166,21 @@ def test_seed_files_give_mean_and_sample_std(results):
     assert mae["seeds"] == 2 and mae["linear"] == pytest.approx(0.45)
     assert mae["linear_std"] == pytest.approx(0.06 / 2**0.5)
     assert rows["raw pixels"]["seeds"] == 1  # nothing random in raw pixels
+    dae = rows["denoising autoencoder"]  # seed 0's chosen noise level, 0.1, in both files
+    assert dae["seeds"] == 2 and dae["linear"] == pytest.approx(0.44)
+
+
+def test_over_seeds_averages_any_score_it_is_asked_for(results):
+    for seed, accuracy in ((0, 0.2), (1, 0.4)):
+        payload = {"rows": [{"encoder": "x", "val_accuracy": accuracy}]}
+        name = "mlm-cpu" + (f"-seed{seed}" if seed else "")
+        (results / f"{name}.json").write_text(json.dumps(payload))
+    spread = over_seeds("mlm", "cpu", results, lambda r: r["rows"][0], keys=("val_accuracy",))
+    assert spread == {
+        "seeds": 2,
+        "val_accuracy": pytest.approx(0.3),
+        "val_accuracy_std": pytest.approx(0.2 / 2**0.5),
+    }
 
 
 def test_an_older_file_without_a_recorded_choice_says_how_its_row_was_picked(results):
