@@ -110,6 +110,27 @@ def test_simclr_ablations_train_each_variant_and_report_the_protocol(monkeypatch
     assert ablations.ablation_epochs(profile("cpu")) == profile("cpu").epochs // 2
 
 
+def test_batch_size_trains_simclr_and_moco_at_the_small_batch_only(monkeypatch, tmp_path):
+    from sslbook.experiments import ablations
+    from sslbook.profiles import profile
+
+    monkeypatch.setattr(ablations, "load_splits", fake_splits(128, 64))
+    cfg = profile("smoke").with_(width=8, batch_size=64, epochs=2, probe_epochs=2, knn_k=10)
+    result = ablations.run_batch_size(cfg, "cpu", tmp_path, batch_size=16)
+    assert result["epochs"] == 2 and result["reference"]["batch_size"] == 64
+    simclr, moco = result["rows"]
+    assert (simclr["method"], moco["method"]) == ("simclr", "moco")
+    # SimCLR's negatives shrink with the batch; MoCo's are its queue's length
+    assert (simclr["negatives"], moco["negatives"]) == (2 * 16 - 2, 4096)
+    for row in result["rows"]:
+        assert row["batch_size"] == 16 and row["steps"] == 2 * (128 // 16)
+        assert row["lr"] == pytest.approx(0.06 * 16 / 256)  # scaled linearly, as at batch 64
+        assert 0.0 <= row["knn"] <= 1.0 and 0.0 <= row["linear"] <= 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["moco", "simclr"]
+    with pytest.raises(ValueError, match="below the profile's 64, got 64"):
+        ablations.run_batch_size(cfg, "cpu", batch_size=64)
+
+
 def test_few_labels_trains_on_the_labelled_subset_for_the_full_step_budget(monkeypatch, tmp_path):
     from sslbook.experiments import baselines
     from sslbook.profiles import profile

@@ -14,7 +14,8 @@ EXPERIMENTS = (
     | {name: partial(pretrain.run, name) for name in pretrain.METHODS}
     | {name: partial(pretrain.run, name) for name in pretrain.REDUNDANCY_METHODS}
     | {"simclr_adamw": pretrain.run_simclr_adamw}
-    | {"simclr_ablations": ablations.run, "scaling": scaling.run}
+    | {"simclr_ablations": ablations.run, "batch_size": ablations.run_batch_size}
+    | {"scaling": scaling.run}
     | {
         "autoencoder": reconstruction.run_autoencoder,
         "denoising": reconstruction.run_denoising,

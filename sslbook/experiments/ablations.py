@@ -13,10 +13,11 @@ each backbone with the book's protocol (kNN and linear probe on held-out images)
   views of an image share their colour histogram, a shortcut that solves the task without
   learning what the image shows (SimCLR §3, Fig. 5-6).
 
-``batch_size`` pretrains SimCLR and MoCo at batch 32, 64 and 256 (learning rate scaled
-linearly, half the profile's epochs): SimCLR's negatives are the other 2B - 2 views of its
-batch, MoCo's are a queue of ``queue_size`` keys whatever the batch, so if the number of
-negatives matters, SimCLR should lose more than MoCo as the batch shrinks (MoCo §3.1, [1]).
+``batch_size`` pretrains SimCLR and MoCo at a batch of 32 images, the learning rate scaled
+linearly, for the profile's epochs; the reference ``simclr`` and ``moco`` runs are the same
+recipe at the profile's batch (256). SimCLR's negatives are the other 2B - 2 views of its
+batch, MoCo's a queue of ``queue_size`` keys whatever the batch, so if the number of negatives
+matters, SimCLR should lose more than MoCo as the batch shrinks (MoCo §3.1 and Fig. 3, [1]).
 
 [0] SimCLR, Chen et al. 2020, arXiv:2002.05709
 [1] MoCo, He et al. 2020, arXiv:1911.05722; MoCo v2, Chen et al. 2020, arXiv:2003.04297
@@ -29,9 +30,9 @@ from pathlib import Path
 from ..augment import SimCLRAugment
 from ..profiles import Profile
 from .common import SELECTION_RULE, choose, describe_splits, encoder_protocol, load_splits
-from .pretrain import pretrain
+from .pretrain import pretrain, pretrain_config
 
-__all__ = ["VARIANTS", "BATCH_SIZES", "ablation_epochs", "run", "run_batch_size"]
+__all__ = ["VARIANTS", "SMALL_BATCH", "ablation_epochs", "run", "run_batch_size"]
 
 # name -> keyword arguments of sslbook.methods.SimCLR
 VARIANTS: dict[str, dict] = {
@@ -98,7 +99,7 @@ def run(
     }
 
 
-BATCH_SIZES = (32, 64, 256)
+SMALL_BATCH = 32
 
 
 def run_batch_size(
@@ -106,27 +107,44 @@ def run_batch_size(
     device=None,
     checkpoint_dir: str | Path | None = None,
     seed: int = 0,
-    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    batch_size: int = SMALL_BATCH,
 ) -> dict:
-    """SimCLR and MoCo pretrained at each batch size, half the profile's epochs each.
+    """SimCLR and MoCo v2 pretrained at ``batch_size`` images per step, otherwise as their runs.
 
-    Rows carry the number of negatives each query is contrasted with: 2B - 2 for SimCLR, the
-    queue's length for MoCo.
+    The reference ``simclr`` and ``moco`` runs of the profile are the other end of the
+    comparison: the same recipe (:func:`sslbook.experiments.pretrain.pretrain_config`, the
+    learning rate scaled linearly with the batch), the same epochs and seed, at the profile's
+    batch size. Each row records the negatives per view (``2B - 2`` for SimCLR, the queue's
+    length for MoCo), the learning rate and the number of steps.
     """
+    if batch_size < 2 or batch_size >= cfg.batch_size:
+        raise ValueError(
+            f"expected a batch size from 2 to {cfg.batch_size - 1}, below the profile's "
+            f"{cfg.batch_size}, got {batch_size}"
+        )
     train, test = load_splits(cfg, device)
-    epochs = ablation_epochs(cfg)
     rows = []
     for name in ("simclr", "moco"):
-        for batch_size in batch_sizes:
-            folder = Path(checkpoint_dir) / f"{name}-{batch_size}" if checkpoint_dir else None
-            changes = {"epochs": epochs, "batch_size": batch_size}
-            method, history = pretrain(
-                name, cfg, train, test, device, folder, epochs, seed=seed, train_changes=changes
-            )
-            negatives = 2 * batch_size - 2 if name == "simclr" else method.queue.shape[0]
-            rows.append(
-                {"method": name, "batch_size": batch_size, "negatives": negatives}
-                | encoder_protocol(cfg, method.encoder, train, test, fractions=())
-                | {"images_per_s": history.mean("images_per_s")}
-            )
-    return {"epochs": epochs, "rows": rows, "data": describe_splits(train, test)}
+        folder = Path(checkpoint_dir) / name if checkpoint_dir is not None else None
+        changes = {"batch_size": batch_size}
+        method, history = pretrain(
+            name, cfg, train, test, device, folder, cfg.epochs, seed=seed, train_changes=changes
+        )
+        negatives = 2 * batch_size - 2 if name == "simclr" else method.queue.shape[0]
+        rows.append(
+            {
+                "method": name,
+                "batch_size": batch_size,
+                "negatives": negatives,
+                "lr": pretrain_config(cfg, **changes).lr,
+                "steps": history.steps[-1]["step"],
+            }
+            | encoder_protocol(cfg, method.encoder, train, test, fractions=())
+            | {"images_per_s": history.mean("images_per_s")}
+        )
+    return {
+        "epochs": cfg.epochs,
+        "reference": {"batch_size": cfg.batch_size, "experiments": ["simclr", "moco"]},
+        "rows": rows,
+        "data": describe_splits(train, test),
+    }
