@@ -165,9 +165,22 @@ def test_seed_files_give_mean_and_sample_std(results):
     mae = rows["MAE"]
     assert mae["seeds"] == 2 and mae["linear"] == pytest.approx(0.45)
     assert mae["linear_std"] == pytest.approx(0.06 / 2**0.5)
-    assert rows["raw pixels"]["seeds"] == 1  # nothing random in raw pixels
+    assert rows["raw pixels"]["seeds"] == 1  # one baselines file
     dae = rows["denoising autoencoder"]  # seed 0's chosen noise level, 0.1, in both files
     assert dae["seeds"] == 2 and dae["linear"] == pytest.approx(0.44)
+
+
+def test_every_baselines_row_reads_the_seed_files(results):
+    payload = json.loads((results / "baselines-cpu.json").read_text())
+    raw, rand, sup = payload["rows"]
+    payload["rows"] = [raw, rand | scores(rand["knn"] + 0.02, rand["linear"]), sup]
+    (results / "baselines-cpu-seed1.json").write_text(json.dumps(payload))
+    rows = {r["method"]: r for r in comparison("cpu", results)}
+    # raw pixels: the same features and probe in both files, so a spread of exactly zero
+    assert rows["raw pixels"]["seeds"] == 2 and rows["raw pixels"]["knn_std"] == 0.0
+    assert rows["random init"]["seeds"] == 2
+    assert rows["random init"]["knn"] == pytest.approx(rand["knn"] + 0.01)
+    assert rows["random init"]["knn_std"] == pytest.approx(0.02 / 2**0.5)
 
 
 def test_over_seeds_averages_any_score_it_is_asked_for(results):
