@@ -316,6 +316,15 @@ def test_simsiam_stop_gradient_blocks_the_target_branch():
     assert all(g.abs().max() > 1e-4 for g in open_)
 
 
+def test_byol_projector_and_predictor_end_in_a_linear_layer():
+    # Linear, BN, ReLU, Linear as in BYOL's paper: no batch norm on the output, unlike SimSiam's
+    model = BYOL(tiny_encoder(), proj_hidden=32, proj_dim=16)
+    for head in (model.projector, model.predictor):
+        leaves = [m for m in head.modules() if not list(m.children())]
+        assert isinstance(leaves[-1], torch.nn.Linear) and leaves[-1].out_features == 16
+        assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in leaves) == 1
+
+
 def test_simsiam_targets_are_detached():
     model = SimSiam(tiny_encoder(), proj_dim=32, pred_hidden=8)
     x1, x2 = to_float(images()), to_float(images())
