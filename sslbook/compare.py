@@ -21,6 +21,7 @@ __all__ = [
     "EXPERIMENT_OF",
     "comparison",
     "over_seeds",
+    "batch_size_rows",
     "selected_row",
     "score_text",
     "beyond_spread",
@@ -304,6 +305,38 @@ def beyond_spread(a: dict, b: dict, key: str = "knn") -> bool:
     added up: the condition under which the book calls a difference real. With one seed per row
     the spread is unknown (0), and this is a plain comparison."""
     return a[key] - b[key] > a.get(key + "_std", 0.0) + b.get(key + "_std", 0.0)
+
+
+def batch_size_rows(profile: str, results_dir=None) -> list[dict]:
+    """The ``batch_size`` study next to the reference runs it is compared with.
+
+    One row per method and batch size: SimCLR and MoCo v2 at the study's small batch, from its
+    seed files, and at the profile's batch, from the seed files of the ``simclr`` and ``moco``
+    runs (the same recipe, :func:`sslbook.experiments.ablations.run_batch_size`). Each row has
+    method, batch_size, negatives per view (2B - 2 for SimCLR, the queue for MoCo), lr (scaled
+    linearly with the batch), steps, and kNN and linear probe over seeds (:func:`over_seeds`).
+    Empty when a file is missing.
+    """
+    small = load_result("batch_size", profile, results_dir)
+    if small is None:
+        return []
+    big = small["reference"]["batch_size"]
+    rows = []
+    for row in small["rows"]:
+        name = row["method"]
+        reference = load_result(name, profile, results_dir)
+        if reference is None:
+            return []
+        at_big = {
+            "method": name,
+            "batch_size": big,
+            "negatives": 2 * big - 2 if name == "simclr" else row["negatives"],
+            "lr": row["lr"] * big / row["batch_size"],
+            "steps": reference["history"]["steps"][-1]["step"],
+        }
+        rows.append(row | over_seeds("batch_size", profile, results_dir, _matching("method", name)))
+        rows.append(at_big | over_seeds(name, profile, results_dir, lambda r: r["metrics"]))
+    return rows
 
 
 def knn_vs_time(result: dict) -> tuple[list[float], list[float]]:

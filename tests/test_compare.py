@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sslbook.compare import comparison, hardware_name, knn_vs_time, over_seeds
+from sslbook.compare import batch_size_rows, comparison, hardware_name, knn_vs_time, over_seeds
 
 
 def write(folder, experiment, **fields):
@@ -181,6 +181,32 @@ def test_every_baselines_row_reads_the_seed_files(results):
     assert rows["random init"]["seeds"] == 2
     assert rows["random init"]["knn"] == pytest.approx(rand["knn"] + 0.01)
     assert rows["random init"]["knn_std"] == pytest.approx(0.02 / 2**0.5)
+
+
+def test_batch_size_rows_pair_the_study_with_the_reference_runs(results):
+    def small(seed, simclr_knn):
+        rows = [
+            {"method": "simclr", "batch_size": 32, "negatives": 62, "lr": 0.0075, "steps": 16}
+            | scores(simclr_knn, 0.6),
+            {"method": "moco", "batch_size": 32, "negatives": 4096, "lr": 0.0075, "steps": 16}
+            | scores(0.45, 0.55),
+        ]
+        payload = {"experiment": "batch_size", "profile": "cpu", "rows": rows}
+        payload["reference"] = {"batch_size": 256, "experiments": ["simclr", "moco"]}
+        name = "batch_size-cpu" + (f"-seed{seed}" if seed else "")
+        (results / f"{name}.json").write_text(json.dumps(payload))
+
+    write(results, "simclr", metrics=scores(0.45, 0.55), history={"steps": [{"step": 3}]})
+    small(0, 0.5)
+    assert batch_size_rows("cpu", results) == []  # no moco reference run yet
+    small(1, 0.7)
+    write(results, "moco", metrics=scores(0.4, 0.5), history={"steps": [{"step": 2}]})
+    rows = {(r["method"], r["batch_size"]): r for r in batch_size_rows("cpu", results)}
+    assert list(rows) == [("simclr", 32), ("simclr", 256), ("moco", 32), ("moco", 256)]
+    assert rows["simclr", 32]["seeds"] == 2 and rows["simclr", 32]["knn"] == pytest.approx(0.6)
+    assert rows["simclr", 256]["negatives"] == 510 and rows["moco", 256]["negatives"] == 4096
+    assert rows["simclr", 256]["lr"] == pytest.approx(0.06) and rows["simclr", 256]["steps"] == 3
+    assert rows["moco", 256]["seeds"] == 1 and rows["moco", 256]["knn"] == 0.4
 
 
 def test_over_seeds_averages_any_score_it_is_asked_for(results):

@@ -29,6 +29,8 @@ def names_read_by_the_book() -> set[str]:
                 names.add(f"{name}-{prof}" + ("-amp" if amp else ""))
             if 'comparison("cpu")' in source:  # the closing chapter reads every method's file
                 names |= {f"{e}-cpu" for e in EXPERIMENT_OF.values()} | {"few_labels-cpu"}
+            if 'batch_size_rows("cpu")' in source:  # the study and the runs it compares with
+                names |= {"batch_size-cpu", "simclr-cpu", "moco-cpu"}
     return names
 
 
